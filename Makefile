@@ -1,0 +1,42 @@
+# Everything a fresh machine needs, from Python 3.11+ and make alone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install dev test lint typecheck pytest clean db-stop
+
+$(STAMP): pyproject.toml uv.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/uv --version >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv sync --frozen --extra dev --quiet
+	@touch $@
+
+install: $(STAMP)
+
+## make dev: the whole local stack on http://127.0.0.1:8080 (Ctrl-C stops it, database included)
+dev: $(STAMP)
+	$(BIN)/threativator dev
+
+## make test: lint, type-check and every test, against an embedded PostgreSQL
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy shared tests $$(ls functions/*/main.py 2>/dev/null)
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+db-stop: $(STAMP)
+	$(BIN)/threativator db stop
+
+clean:
+	-$(BIN)/threativator db stop
+	rm -rf $(VENV) .threativator .pytest_cache .mypy_cache .ruff_cache build

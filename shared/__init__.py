@@ -1,0 +1,1 @@
+"""Threativator's shared package: everything the cloud functions have in common."""

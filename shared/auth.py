@@ -1,0 +1,156 @@
+"""Verification of Supabase JWTs, in exactly one place.
+
+Accepted: HS256 tokens signed with the project's legacy JWT secret, and ES256 or
+RS256 tokens signed by a key published at SUPABASE_URL/auth/v1/.well-known/jwks.json.
+The algorithm decides the key, and each key is used only with its own algorithm,
+so `none` and HS/RS confusion fail. Every way a token can be bad is the same 401.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+import jwt
+
+from shared.config import get_settings
+from shared.errors import ApiError, unauthorized
+
+ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256"})
+USER_AUDIENCE = "authenticated"
+CLOCK_SKEW_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a signed-in user, or the service (scheduler, pg_net, other functions)."""
+
+    role: Literal["authenticated", "service_role"]
+    user_id: UUID | None = None
+    email: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_service(self) -> bool:
+        return self.role == "service_role"
+
+
+@functools.cache
+def _jwks_client() -> jwt.PyJWKClient:
+    settings = get_settings()
+    return jwt.PyJWKClient(
+        settings.jwks_url,
+        cache_keys=True,
+        lifespan=max(settings.jwks_cache_seconds, 1),
+        timeout=5,
+    )
+
+
+def _signing_key(token: str, algorithm: str) -> Any:
+    if algorithm == "HS256":
+        return get_settings().supabase_jwt_secret.get_secret_value()
+    if algorithm in ASYMMETRIC_ALGORITHMS:
+        jwk = _jwks_client().get_signing_key_from_jwt(token)
+        if jwk.algorithm_name != algorithm:
+            raise jwt.InvalidAlgorithmError("key does not belong to the token's algorithm")
+        return jwk
+    raise jwt.InvalidAlgorithmError("algorithm not allowed")
+
+
+def _audiences(claims: Mapping[str, Any]) -> set[str]:
+    aud = claims.get("aud")
+    if aud is None:
+        return set()
+    if isinstance(aud, str):
+        return {aud}
+    return {a for a in aud if isinstance(a, str)}
+
+
+def verify_token(token: str) -> Caller:
+    """Verify a Supabase JWT and say who it belongs to; any fault raises a 401 ApiError."""
+    try:
+        header = jwt.get_unverified_header(token)
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str):
+            raise jwt.InvalidAlgorithmError("algorithm missing")
+        key = _signing_key(token, algorithm)
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            leeway=CLOCK_SKEW_SECONDS,
+            options={"require": ["exp", "role"], "verify_aud": False},
+        )
+    except (jwt.PyJWTError, ValueError, TypeError):
+        raise unauthorized("invalid or expired token") from None
+
+    role = claims.get("role")
+    audiences = _audiences(claims)
+    if role == "authenticated":
+        if USER_AUDIENCE not in audiences:
+            raise unauthorized("invalid or expired token")
+        try:
+            user_id = UUID(str(claims.get("sub")))
+        except ValueError:
+            raise unauthorized("invalid or expired token") from None
+        email = claims.get("email")
+        return Caller(
+            role="authenticated",
+            user_id=user_id,
+            email=email if isinstance(email, str) else None,
+            claims=claims,
+        )
+    if role == "service_role":
+        # Supabase's service key carries no audience; a token naming another one is not ours.
+        if audiences - {USER_AUDIENCE, "service_role"}:
+            raise unauthorized("invalid or expired token")
+        return Caller(role="service_role", claims=claims)
+    # anon keys and anything else identify nobody.
+    raise unauthorized("this token does not identify a user or the service")
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token from an `Authorization: Bearer <token>` header, or a 401."""
+    if not authorization:
+        raise unauthorized()
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token or token.count(".") != 2:
+        raise unauthorized("malformed Authorization header; expected 'Bearer <jwt>'")
+    return token
+
+
+def authenticate(authorization: str | None) -> Caller:
+    return verify_token(bearer_token(authorization))
+
+
+def mint_token(
+    subject: str | None,
+    *,
+    role: Literal["authenticated", "service_role"] = "authenticated",
+    ttl_seconds: int = 3600,
+    email: str | None = None,
+    secret: str | None = None,
+) -> str:
+    """Mint an HS256 token the way Supabase Auth does. For development and tests."""
+    import time
+
+    settings = get_settings()
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": f"{settings.supabase_url}/auth/v1",
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "role": role,
+    }
+    if role == "authenticated":
+        if subject is None:
+            raise ApiError(400, "bad_request", "a user token needs a subject")
+        claims.update(sub=subject, aud=USER_AUDIENCE)
+        if email:
+            claims["email"] = email
+    key = secret if secret is not None else settings.supabase_jwt_secret.get_secret_value()
+    return jwt.encode(claims, key, algorithm="HS256")

@@ -1,0 +1,102 @@
+"""Database access: a lazy psycopg pool, transactions, and role-scoped sessions.
+
+`as_user` runs statements as Supabase's `authenticated` role with the caller's
+JWT claims set for the transaction, so RLS applies exactly as it would through
+PostgREST. `as_service` runs as `service_role`, the only role allowed to call
+the state functions in the `app` schema.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from shared.config import get_settings
+
+Connection = psycopg.Connection[dict[str, Any]]
+
+# Errors that mean "the database cannot be reached right now": the http wrapper
+# answers 503 for them, so callers retry instead of seeing a crash.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (psycopg.OperationalError, PoolTimeout)
+
+_pool: ConnectionPool[Connection] | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> ConnectionPool[Connection]:
+    """The process-wide pool, opened on first use (never at import)."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                settings = get_settings()
+                _pool = ConnectionPool(
+                    settings.database_url.get_secret_value(),
+                    min_size=1,
+                    max_size=settings.db_pool_max,
+                    timeout=settings.db_pool_timeout_seconds,
+                    # Supabase's transaction pooler cannot keep prepared statements.
+                    kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None},
+                    check=ConnectionPool.check_connection,
+                    open=False,
+                    name="threativator",
+                )
+                _pool.open(wait=False)
+    return _pool
+
+
+def close_pool() -> None:
+    """Close the pool (tests and shutdown); the next use opens a new one."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+            _pool = None
+
+
+@contextmanager
+def transaction() -> Iterator[Connection]:
+    """A connection inside one transaction, committed when the block ends cleanly."""
+    with pool().connection() as conn, conn.transaction():
+        yield conn
+
+
+def _set_role(conn: Connection, role: str, claims: Mapping[str, Any]) -> None:
+    # SET LOCAL takes no bind parameters; the role is one of three fixed names.
+    if role not in ("authenticated", "anon", "service_role"):
+        raise ValueError(f"unknown database role {role!r}")
+    conn.execute(f"set local role {role}")
+    conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(dict(claims))])
+
+
+@contextmanager
+def as_role(role: str, claims: Mapping[str, Any]) -> Iterator[Connection]:
+    """A transaction running as an API role with the given JWT claims."""
+    with transaction() as conn:
+        _set_role(conn, role, claims)
+        yield conn
+
+
+@contextmanager
+def as_user(user_id: UUID | str, *, email: str | None = None) -> Iterator[Connection]:
+    """A transaction running as the user, with RLS applied."""
+    claims: dict[str, Any] = {"sub": str(user_id), "role": "authenticated", "aud": "authenticated"}
+    if email is not None:
+        claims["email"] = email
+    with as_role("authenticated", claims) as conn:
+        yield conn
+
+
+@contextmanager
+def as_service() -> Iterator[Connection]:
+    """A transaction running as service_role, for the state functions."""
+    with as_role("service_role", {"role": "service_role"}) as conn:
+        yield conn

@@ -1,0 +1,269 @@
+"""The one wrapper every HTTP function goes through.
+
+It answers CORS preflights, checks the method, authenticates the caller, caps
+and types the body, parses it into a pydantic model, calls the handler, maps
+every failure to the JSON error shape, and writes one log line per request.
+No stack trace ever reaches the client.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+import flask
+import psycopg
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from shared import log
+from shared.auth import Caller, authenticate
+from shared.config import ConfigError, get_settings
+from shared.db import UNAVAILABLE_ERRORS
+from shared.errors import ApiError, bad_request, forbidden, unavailable
+
+B = TypeVar("B")
+_logger = logging.getLogger("threativator.http")
+
+
+class Auth(StrEnum):
+    """Who may call a function."""
+
+    NONE = "none"  # the request carries its own credential (a signature, a signed token)
+    USER = "user"  # a signed-in user's JWT
+    SERVICE = "service"  # a service_role JWT: scheduler, pg_net, other functions
+    USER_OR_SERVICE = "user_or_service"
+
+
+@dataclass(frozen=True)
+class Call(Generic[B]):
+    """What a handler receives: the parsed body, the verified caller and the raw request."""
+
+    body: B
+    caller: Caller | None
+    request: flask.Request
+    trace_id: str | None = None
+
+
+@dataclass
+class Reply:
+    """A handler's answer when it is not a plain 200."""
+
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Call[Any]], Any]
+
+# Postgres errors our triggers and state functions raise on purpose, by SQLSTATE.
+# Their primary messages are written by us or name only a constraint, never a value.
+_DB_RULE_STATUS = {
+    "23505": (409, "conflict"),
+    "23503": (400, "invalid_reference"),
+    "23514": (400, "rule_violated"),
+    "23502": (400, "missing_value"),
+    "22P02": (400, "invalid_value"),
+    "42501": (403, "forbidden"),
+    "P0002": (404, "not_found"),
+    "55000": (409, "invalid_state"),
+}
+
+
+def trace_id_of(request: flask.Request) -> str | None:
+    header = request.headers.get("X-Cloud-Trace-Context", "")
+    trace = header.split("/", 1)[0].strip()
+    return trace or None
+
+
+def _json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> flask.Response:
+    if isinstance(body, BaseModel):
+        body = body.model_dump(mode="json")
+    response = flask.Response(json.dumps(body, default=str), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _cors_headers(request: flask.Request, methods: Iterable[str]) -> dict[str, str]:
+    origin = (request.headers.get("Origin") or "").rstrip("/")
+    allowed = get_settings().cors_origins
+    if not origin or origin not in allowed:
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": ", ".join(sorted({*methods, "OPTIONS"})),
+        "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Client-Info, apikey",
+        "Access-Control-Max-Age": "3600",
+        "Vary": "Origin",
+    }
+
+
+def _read_body(request: flask.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
+    return data
+
+
+def _validation_details(error: ValidationError) -> list[dict[str, Any]]:
+    # include_input=False: the rejected values may be tokens or personal data.
+    return [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "body",
+            "message": item["msg"],
+            "type": item["type"],
+        }
+        for item in error.errors(include_input=False, include_url=False)
+    ]
+
+
+def parse_body(adapter: TypeAdapter[Any], raw: bytes) -> Any:
+    """Parse raw JSON into the model; a bad field is a 400 that names it."""
+    if not raw.strip():
+        raise bad_request("the request body must be a JSON object", code="invalid_body")
+    try:
+        return adapter.validate_json(raw)
+    except ValidationError as error:
+        details = _validation_details(error)
+        if any(d["type"] == "json_invalid" for d in details):
+            raise bad_request("the request body is not valid JSON", code="invalid_json") from None
+        names = ", ".join(d["field"] for d in details)
+        raise bad_request(f"invalid field(s): {names}", details, code="invalid_body") from None
+
+
+def _authorize(request: flask.Request, auth: Auth) -> Caller | None:
+    if auth is Auth.NONE:
+        return None
+    caller = authenticate(request.headers.get("Authorization"))
+    if auth is Auth.SERVICE and not caller.is_service:
+        raise forbidden("this function accepts service callers only")
+    if auth is Auth.USER and caller.is_service:
+        raise forbidden("this function is called on behalf of a signed-in user")
+    return caller
+
+
+def database_rule_error(error: psycopg.Error) -> ApiError | None:
+    """Map an error our SQL raises on purpose to a 4xx; None for anything else."""
+    sqlstate = error.sqlstate or ""
+    mapped = _DB_RULE_STATUS.get(sqlstate)
+    if mapped is None:
+        return None
+    status, code = mapped
+    message = error.diag.message_primary or "the database refused the change"
+    return ApiError(status, code, message)
+
+
+def endpoint(
+    name: str,
+    *,
+    body: Any = None,
+    auth: Auth = Auth.USER,
+    methods: tuple[str, ...] = ("POST",),
+    content_types: tuple[str, ...] = ("application/json",),
+    max_body_bytes: int | None = None,
+) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
+    """Wrap a handler as a functions-framework HTTP function.
+
+    `body` is a pydantic model (or an annotated union) the JSON body is parsed
+    into; None hands the handler the raw request. The handler returns a model,
+    a JSON-able value, or a Reply.
+    """
+    adapter: TypeAdapter[Any] | None = TypeAdapter(body) if body is not None else None
+
+    def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
+        @functools.wraps(handler)
+        def wrapper(request: flask.Request) -> flask.Response:
+            started = time.perf_counter()
+            trace = trace_id_of(request)
+            caller: Caller | None = None
+            cors: dict[str, str] = {}
+            try:
+                settings = get_settings()
+                log.configure(settings.log_level)
+                cors = _cors_headers(request, methods)
+                if request.method == "OPTIONS":
+                    response = flask.Response(status=204)
+                elif request.method not in methods:
+                    raise ApiError(
+                        405,
+                        "method_not_allowed",
+                        f"use {' or '.join(methods)}",
+                        headers={"Allow": ", ".join(methods)},
+                    )
+                else:
+                    caller = _authorize(request, auth)
+                    parsed: Any = None
+                    if adapter is not None:
+                        raw = _read_body(request, max_body_bytes or settings.max_body_bytes)
+                        if request.mimetype not in content_types:
+                            raise ApiError(
+                                415,
+                                "unsupported_media_type",
+                                f"send the body as {' or '.join(content_types)}",
+                            )
+                        parsed = parse_body(adapter, raw)
+                    result = handler(Call(body=parsed, caller=caller, request=request, trace_id=trace))
+                    if isinstance(result, flask.Response):
+                        response = result
+                    elif isinstance(result, Reply):
+                        response = _json_response(result.body, result.status, result.headers)
+                    else:
+                        response = _json_response(result, 200)
+            except ApiError as error:
+                response = _json_response(error.body(), error.status, error.headers)
+            except UNAVAILABLE_ERRORS:
+                _logger.warning("database unavailable", extra={"fields": {"function": name, "trace": trace}})
+                outage = unavailable("the service is briefly unavailable; retry shortly")
+                response = _json_response(outage.body(), outage.status, outage.headers)
+            except psycopg.Error as db_error:
+                mapped = database_rule_error(db_error)
+                if mapped is None:
+                    _logger.exception(
+                        "database error",
+                        extra={"fields": {"function": name, "trace": trace, "sqlstate": db_error.sqlstate}},
+                    )
+                    mapped = ApiError(500, "internal", "internal error", {"trace_id": trace})
+                response = _json_response(mapped.body(), mapped.status, mapped.headers)
+            except ConfigError as config_error:
+                # Setting names are not secret; operators need them in the log.
+                logging.getLogger("threativator.config").error(
+                    str(config_error), extra={"fields": {"function": name}}
+                )
+                misconfigured = ApiError(500, "misconfigured", "the service is misconfigured")
+                response = _json_response(misconfigured.body(), misconfigured.status)
+            except Exception:
+                _logger.exception("unhandled error", extra={"fields": {"function": name, "trace": trace}})
+                internal = ApiError(500, "internal", "internal error", {"trace_id": trace})
+                response = _json_response(internal.body(), internal.status)
+
+            for header, value in cors.items():
+                response.headers[header] = value
+            status = response.status_code
+            _logger.log(
+                logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO,
+                "request",
+                extra={
+                    "fields": {
+                        "function": name,
+                        "method": request.method,
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "trace": trace,
+                        "caller_role": caller.role if caller else None,
+                        "user_id": str(caller.user_id) if caller and caller.user_id else None,
+                    }
+                },
+            )
+            return response
+
+        return wrapper
+
+    return decorate

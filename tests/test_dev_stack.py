@@ -1,0 +1,70 @@
+"""`make dev`'s command starts from nothing, reports healthy, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from shared import localdb
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get_json(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Path, repo_root: Path) -> None:
+    home = tmp_path / "home"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SUPABASE_", "ENVIRONMENT"))}
+    env.update(THREATIVATOR_HOME=str(home), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)],
+        cwd=repo_root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        status, body = 0, None
+        while time.monotonic() < deadline:
+            try:
+                status, body = _get_json(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                time.sleep(0.3)
+        assert status == 200, body
+        assert body == {
+            "status": "ok",
+            "database": "reachable",
+            "migrations": {"applied": True, "pending": []},
+        }
+        assert localdb.url(home / "pgdata") is not None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "development JWT" in output
+    assert "local database stopped" in output
+    assert localdb.url(home / "pgdata") is None

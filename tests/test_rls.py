@@ -1,0 +1,268 @@
+"""RLS matrix: for every table, what an owner may do, and that another user and
+anon can do nothing to someone else's rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from shared import db
+from tests import factories as f
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+@dataclass
+class World:
+    alice: UUID
+    bob: UUID
+    teammate: UUID
+    goal: UUID
+    draft_goal: UUID
+    checkpoint: UUID
+    draft_checkpoint: UUID
+    submission: UUID
+    contact: UUID
+    kompromat: UUID
+    spare_kompromat: UUID
+    consequence: UUID
+
+    def ids(self) -> dict[str, UUID]:
+        return dict(vars(self))
+
+
+@pytest.fixture
+def world(owner: Conn) -> World:
+    alice, bob, teammate = f.user(owner, "alice"), f.user(owner, "bob"), f.user(owner, "team")
+    contact = f.contact(owner, alice)
+    minor, major = f.kompromat(owner, alice, "minor"), f.kompromat(owner, alice, "major")
+    goal = f.goal(owner, alice, witness=contact, minor=minor, major=major)
+    draft_goal = f.goal(owner, alice, activate=False, checkpoints=1)
+    checkpoint = f.checkpoint_ids(owner, goal)[0]
+    submission = f.submission(owner, alice, checkpoint)
+    consequence = f.consequence(owner, alice, goal, checkpoint)
+    owner.execute("insert into public.team_members (goal_id, user_id) values (%s, %s)", [goal, teammate])
+    owner.execute("select app.audit('goal', %s, 'test', %s)", [goal, alice])
+    f.user(owner, "bob-has-data")  # bob's world exists too, so empty results are not trivial
+    f.goal(owner, bob)
+    return World(
+        alice=alice,
+        bob=bob,
+        teammate=teammate,
+        goal=goal,
+        draft_goal=draft_goal,
+        checkpoint=checkpoint,
+        draft_checkpoint=f.checkpoint_ids(owner, draft_goal)[0],
+        submission=submission,
+        contact=contact,
+        kompromat=major,
+        spare_kompromat=f.kompromat(owner, alice, "minor"),
+        consequence=consequence,
+    )
+
+
+# Per table: how to read, change, delete and forge alice's rows.
+TABLES: dict[str, dict[str, str]] = {
+    "users": {
+        "select": "select id from public.users where id = %(alice)s",
+        "update": "update public.users set display_name = 'pwned' where id = %(alice)s",
+        "delete": "delete from public.users where id = %(alice)s",
+        "insert": "insert into public.users (id, email) values (%(alice)s, 'x@example.com')",
+        "snapshot": "select * from public.users where id = %(alice)s",
+    },
+    "goals": {
+        "select": "select id from public.goals where id = %(goal)s",
+        "update": "update public.goals set title = 'pwned' where id = %(draft_goal)s",
+        "delete": "delete from public.goals where id = %(draft_goal)s",
+        "insert": "insert into public.goals (user_id, title, final_deadline, grading_rubric,"
+        " referee_type, monetary_stake, charity_destination) values (%(alice)s, 't',"
+        " now() + interval '9 days', 'r', 'ai', 0, 'unicef')",
+        "snapshot": "select * from public.goals where user_id = %(alice)s order by id",
+    },
+    "checkpoints": {
+        "select": "select id from public.checkpoints where id = %(checkpoint)s",
+        "update": "update public.checkpoints set title = 'pwned' where id = %(draft_checkpoint)s",
+        "delete": "delete from public.checkpoints where id = %(draft_checkpoint)s",
+        "insert": "insert into public.checkpoints (goal_id, title, deadline, order_position)"
+        " values (%(draft_goal)s, 't', now() + interval '1 day', 99)",
+        "snapshot": "select * from public.checkpoints where goal_id in (%(goal)s, %(draft_goal)s)"
+        " order by id",
+    },
+    "submissions": {
+        "select": "select id from public.submissions where id = %(submission)s",
+        "update": "update public.submissions set description = 'pwned' where id = %(submission)s",
+        "delete": "delete from public.submissions where id = %(submission)s",
+        "insert": "insert into public.submissions (checkpoint_id, user_id, submission_type,"
+        " external_url) values (%(checkpoint)s, %(alice)s, 'url', 'https://x.test')",
+        "snapshot": "select * from public.submissions where user_id = %(alice)s order by id",
+    },
+    "kompromat": {
+        "select": "select id from public.kompromat where id = %(kompromat)s",
+        "update": "update public.kompromat set description = 'pwned' where id = %(spare_kompromat)s",
+        "delete": "delete from public.kompromat where id = %(spare_kompromat)s",
+        "insert": "insert into public.kompromat (user_id, original_filename, file_type, severity,"
+        " file_path) values (%(alice)s, 'a.jpg', 'image/jpeg', 'major', 'p')",
+        "snapshot": "select * from public.kompromat where user_id = %(alice)s order by id",
+    },
+    "contacts": {
+        "select": "select id from public.contacts where id = %(contact)s",
+        "update": "update public.contacts set name = 'pwned' where id = %(contact)s",
+        "delete": "delete from public.contacts where id = %(contact)s",
+        "insert": "insert into public.contacts (user_id, name, email, role) values"
+        " (%(alice)s, 'n', 'n@example.com', '{witness}')",
+        "snapshot": "select * from public.contacts where user_id = %(alice)s order by id",
+    },
+    "consequences": {
+        "select": "select id from public.consequences where id = %(consequence)s",
+        "update": "update public.consequences set monetary_amount = 0 where id = %(consequence)s",
+        "delete": "delete from public.consequences where id = %(consequence)s",
+        "insert": "insert into public.consequences (checkpoint_id, goal_id, user_id,"
+        " consequence_type, monetary_amount, charity_destination) values"
+        " (%(draft_checkpoint)s, %(goal)s, %(alice)s, 'monetary', 1, 'unicef')",
+        "snapshot": "select * from public.consequences where user_id = %(alice)s order by id",
+    },
+    "team_members": {
+        "select": "select goal_id from public.team_members where goal_id = %(goal)s",
+        "update": "update public.team_members set created_at = now() where goal_id = %(goal)s",
+        "delete": "delete from public.team_members where goal_id = %(goal)s",
+        "insert": "insert into public.team_members (goal_id, user_id) values (%(goal)s, %(bob)s)",
+        "snapshot": "select * from public.team_members order by goal_id, user_id",
+    },
+    "audit_log": {
+        "select": "select id from public.audit_log where user_id = %(alice)s",
+        "update": "update public.audit_log set action = 'pwned' where user_id = %(alice)s",
+        "delete": "delete from public.audit_log where user_id = %(alice)s",
+        "insert": "insert into public.audit_log (entity, action, user_id) values"
+        " ('goal', 'forged', %(alice)s)",
+        "snapshot": "select * from public.audit_log order by id",
+    },
+}
+
+
+def _run(role: str, user: UUID | None, sql: str, params: dict[str, Any]) -> int | list[Any]:
+    """Run one statement as an API role; the row count, or rows for a select."""
+    claims: dict[str, Any] = {"role": role}
+    if user is not None:
+        claims |= {"sub": str(user), "aud": "authenticated"}
+    with db.as_role(role, claims) as conn:
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description else cur.rowcount
+
+
+def _outcome(
+    role: str, user: UUID | None, sql: str, params: dict[str, Any], *, schema_denial_ok: bool = False
+) -> str:
+    try:
+        result = _run(role, user, sql, params)
+    except psycopg.Error as error:
+        assert error.sqlstate == "42501", f"unexpected error {error.sqlstate}: {error}"
+        # On tables, a guard that cannot even be reached is a broken guard, not a refusal.
+        assert schema_denial_ok or "for schema" not in str(error), str(error)
+        return "denied"
+    return "nothing" if (result == 0 or result == []) else "did"
+
+
+def test_every_public_table_has_rls_enabled_and_forced(owner: Conn) -> None:
+    rows = owner.execute(
+        "select c.relname, c.relrowsecurity, c.relforcerowsecurity from pg_class c"
+        " join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = 'public' and c.relkind in ('r', 'p')"
+    ).fetchall()
+    assert rows, "no tables found in public"
+    missing = [r["relname"] for r in rows if not (r["relrowsecurity"] and r["relforcerowsecurity"])]
+    assert missing == []
+    assert {r["relname"] for r in rows} == set(TABLES), "every table needs a row in the RLS matrix"
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+@pytest.mark.parametrize("command", ["select", "update", "delete", "insert"])
+def test_rls_other_user_cannot_touch_alices_rows(owner: Conn, world: World, table: str, command: str) -> None:
+    params = world.ids()
+    before = owner.execute(TABLES[table]["snapshot"], params).fetchall()
+    outcome = _outcome("authenticated", world.bob, TABLES[table][command], params)
+    assert outcome in ("nothing", "denied"), f"bob could {command} alice's {table}"
+    if command == "insert":
+        assert outcome == "denied"
+    assert owner.execute(TABLES[table]["snapshot"], params).fetchall() == before
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+@pytest.mark.parametrize("command", ["select", "update", "delete", "insert"])
+def test_rls_anon_can_do_nothing(owner: Conn, world: World, table: str, command: str) -> None:
+    params = world.ids()
+    before = owner.execute(TABLES[table]["snapshot"], params).fetchall()
+    assert _outcome("anon", None, TABLES[table][command], params) == "denied"
+    assert owner.execute(TABLES[table]["snapshot"], params).fetchall() == before
+
+
+# What the owner herself may do, table by table ("did"), and what stays closed to her.
+OWNER_EXPECTED = {
+    "users": {"select": "did", "update": "did", "delete": "denied", "insert": "denied"},
+    "goals": {"select": "did", "update": "did", "delete": "did", "insert": "did"},
+    "checkpoints": {"select": "did", "update": "did", "delete": "did", "insert": "did"},
+    "submissions": {"select": "did", "update": "did", "delete": "denied", "insert": "did"},
+    "kompromat": {"select": "did", "update": "did", "delete": "did", "insert": "denied"},
+    "contacts": {"select": "did", "update": "did", "insert": "did"},
+    "consequences": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
+    "team_members": {"select": "did", "update": "denied", "delete": "did", "insert": "did"},
+    "audit_log": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+}
+
+
+@pytest.mark.parametrize(
+    ("table", "command"),
+    [(t, c) for t, commands in sorted(OWNER_EXPECTED.items()) for c in sorted(commands)],
+)
+def test_rls_owner_matrix(owner: Conn, world: World, table: str, command: str) -> None:
+    params = world.ids()
+    if table == "team_members" and command == "insert":
+        params["bob"] = f.user(owner, "new-member")  # alice shares her goal with a new member
+    assert (
+        _outcome("authenticated", world.alice, TABLES[table][command], params)
+        == (OWNER_EXPECTED[table][command])
+    )
+
+
+def test_rls_contacts_owner_may_delete_when_no_goal_is_active(owner: Conn) -> None:
+    carol = f.user(owner, "carol")
+    contact = f.contact(owner, carol)
+    f.goal(owner, carol, activate=False)
+    assert (
+        _outcome("authenticated", carol, "delete from public.contacts where id = %(c)s", {"c": contact})
+        == "did"
+    )
+
+
+def test_rls_team_member_reads_shared_goal_but_cannot_change_it(owner: Conn, world: World) -> None:
+    params = world.ids()
+    assert _outcome("authenticated", world.teammate, TABLES["goals"]["select"], params) == "did"
+    assert _outcome("authenticated", world.teammate, TABLES["checkpoints"]["select"], params) == "did"
+    title = "update public.goals set title = 'pwned' where id = %(goal)s"
+    assert _outcome("authenticated", world.teammate, title, params) == "nothing"
+    assert _outcome("authenticated", world.teammate, TABLES["submissions"]["select"], params) == "nothing"
+    assert owner.execute("select title from public.goals where id = %s", [world.goal]).fetchone() == {
+        "title": "Write the book"
+    }
+
+
+def test_rls_owner_cannot_read_kompromat_ciphertext(owner: Conn, world: World) -> None:
+    sql = "select encrypted_content from public.kompromat where id = %(kompromat)s"
+    assert _outcome("authenticated", world.alice, sql, world.ids()) == "denied"
+
+
+def test_rls_authenticated_cannot_call_state_functions(owner: Conn, world: World) -> None:
+    for sql in (
+        "select app.activate_goal(%(draft_goal)s)",
+        "select app.record_grade(%(submission)s, 'passed')",
+        "select app.check_missed_deadlines()",
+    ):
+        outcome = _outcome("authenticated", world.alice, sql, world.ids(), schema_denial_ok=True)
+        assert outcome == "denied", sql
+    status = owner.execute(
+        "select status from public.submissions where id = %s", [world.submission]
+    ).fetchone()
+    assert status == {"status": "pending"}

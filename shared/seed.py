@@ -19,8 +19,7 @@ def seed_demo(conn: Connection | None = None) -> dict[str, Any]:
         with transaction() as owner_conn:
             return seed_demo(owner_conn)
     conn.execute(
-        "insert into auth.users (id, email, email_confirmed_at) values (%s, %s, now()) "
-        "on conflict (id) do nothing",
+        "insert into auth.users (id, email, email_confirmed_at) values (%s, %s, now()) on conflict (id) do nothing",
         [DEMO_USER_ID, DEMO_EMAIL],
     )
     goal = conn.execute(
@@ -53,5 +52,6 @@ def seed_demo(conn: Connection | None = None) -> dict[str, Any]:
                 " values (%s, %s, %s, %s, %s)",
                 [goal["id"], title, now + timedelta(days=days), position, f"{title} is done."],
             )
+        conn.execute("select app.credit_deposit(%s, 10000, 'pi_demo_seed_deposit')", [DEMO_USER_ID])
         conn.execute("select app.activate_goal(%s)", [goal["id"]])
     return {"user_id": str(DEMO_USER_ID), "email": DEMO_EMAIL, "goal_id": str(goal["id"])}

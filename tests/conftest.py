@@ -12,9 +12,21 @@ import pytest
 from psycopg.rows import dict_row
 
 from shared import auth, config, db, localdb, migrate
+from shared.providers import stripe_api
+from tests.ledger_invariants import assert_ledger_invariants
 
 TEST_JWT_SECRET = "test-jwt-secret-for-threativator-tests-only-0123456789"
-TEST_SUPABASE_URL = "http://127.0.0.1:1"  # nothing listens there unless a test serves JWKS
+TEST_SUPABASE_URL = "http://127.0.0.1:1"
+# Two vault keys, k1 older; k2 encrypts. Test-only values.
+TEST_KOMPROMAT_KEYS = (
+    "k1:" + "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=" + ",k2:" + "MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI="
+)  # nothing listens there unless a test serves JWKS
+
+
+def _clear_caches() -> None:
+    config.get_settings.cache_clear()
+    auth._jwks_client.cache_clear()
+    stripe_api.client.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -40,25 +52,40 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     saved = dict(os.environ)
     for name in list(os.environ):
         if name.startswith(
-            ("SUPABASE_", "DATABASE_", "STRIPE_", "SENDGRID_", "GEMINI_", "X_", "CORS_", "ENVIRONMENT")
+            (
+                "SUPABASE_",
+                "DATABASE_",
+                "STRIPE_",
+                "SENDGRID_",
+                "GEMINI_",
+                "X_",
+                "CORS_",
+                "ENVIRONMENT",
+                "KOMPROMAT_",
+                "DEPOSIT_",
+                "MAX_BODY",
+            )
         ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ENVIRONMENT", "test")
     monkeypatch.setenv("SUPABASE_URL", TEST_SUPABASE_URL)
     monkeypatch.setenv("SUPABASE_JWT_SECRET", TEST_JWT_SECRET)
-    config.get_settings.cache_clear()
-    auth._jwks_client.cache_clear()
+    monkeypatch.setenv("KOMPROMAT_KEYS", TEST_KOMPROMAT_KEYS)
+    # Tests that need the database take the `database` fixture, which points this at it.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/not-a-database")
+    _clear_caches()
     yield
     db.close_pool()
-    config.get_settings.cache_clear()
-    auth._jwks_client.cache_clear()
+    _clear_caches()
     os.environ.clear()
     os.environ.update(saved)
 
 
 _TRUNCATE = """
 truncate table auth.users, public.users, public.goals, public.checkpoints, public.submissions,
-  public.kompromat, public.contacts, public.consequences, public.team_members, public.audit_log
+  public.kompromat, public.contacts, public.consequences, public.team_members, public.audit_log,
+  public.holding_cells, public.ledger_entries, public.withdrawals, public.withdrawal_refunds,
+  public.stripe_events, public.x_connections, public.x_oauth_states
   restart identity cascade
 """
 
@@ -70,6 +97,7 @@ def database(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(_TRUNCATE)
     yield pg_url
+    assert_ledger_invariants(pg_url)
 
 
 @pytest.fixture

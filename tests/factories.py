@@ -66,9 +66,9 @@ def goal(
     minor: UUID | None = None,
     major: UUID | None = None,
     activate: bool = True,
-    **extra: Any,
+    fund: bool = True,
 ) -> UUID:
-    """A goal with evenly spaced checkpoints; activated (final checkpoint added) by default."""
+    """A goal with evenly spaced checkpoints; funded and activated (final checkpoint added) by default."""
     final = now() + timedelta(days=days)
     row = conn.execute(
         "insert into public.goals (user_id, title, final_deadline, grading_rubric, referee_type,"
@@ -81,8 +81,7 @@ def goal(
     goal_id = UUID(str(row["id"]))
     for position in range(1, checkpoints + 1):
         conn.execute(
-            "insert into public.checkpoints (goal_id, title, deadline, order_position)"
-            " values (%s, %s, %s, %s)",
+            "insert into public.checkpoints (goal_id, title, deadline, order_position) values (%s, %s, %s, %s)",
             [
                 goal_id,
                 f"Checkpoint {position}",
@@ -91,8 +90,18 @@ def goal(
             ],
         )
     if activate:
+        if fund:
+            fund_user(conn, user_id, round(float(stake) * 100))
         conn.execute("select app.activate_goal(%s)", [goal_id])
     return goal_id
+
+
+def fund_user(conn: Conn, user_id: UUID, cents: int) -> str:
+    """Credit a card deposit, as the Stripe webhook would; returns its PaymentIntent id."""
+    intent = f"pi_test_{uuid4().hex[:16]}"
+    if cents > 0:
+        conn.execute("select app.credit_deposit(%s, %s, %s)", [user_id, cents, intent])
+    return intent
 
 
 def checkpoint_ids(conn: Conn, goal_id: UUID) -> list[UUID]:
@@ -119,9 +128,7 @@ def submission(
     return UUID(str(row["id"]))
 
 
-def consequence(
-    conn: Conn, user_id: UUID, goal_id: UUID, checkpoint_id: UUID, kind: str = "monetary"
-) -> UUID:
+def consequence(conn: Conn, user_id: UUID, goal_id: UUID, checkpoint_id: UUID, kind: str = "monetary") -> UUID:
     row = conn.execute(
         "insert into public.consequences (checkpoint_id, goal_id, user_id, consequence_type,"
         " monetary_amount, charity_destination) values (%s, %s, %s, %s, 10.00, 'givedirectly')"

@@ -125,9 +125,7 @@ def test_auth_bad_token_is_refused_with_401(case: str, jwks: HTTPServer, ec_key:
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_auth_es256_token_signed_by_a_stranger_with_a_known_kid_is_refused(
-    jwks: HTTPServer, user_id: str
-) -> None:
+def test_auth_es256_token_signed_by_a_stranger_with_a_known_kid_is_refused(jwks: HTTPServer, user_id: str) -> None:
     stranger = ec.generate_private_key(ec.SECP256R1())
     token = jwt.encode(_claims(user_id), stranger, algorithm="ES256", headers={"kid": "key-1"})
     assert _post_echo(bearer(token)).status_code == 401

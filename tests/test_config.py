@@ -23,9 +23,7 @@ def test_config_secrets_never_appear_in_repr(monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.parametrize("secret", ["super-secret-jwt-token-with-at-least-32-characters-long", "short"])
-def test_config_production_refuses_placeholder_or_short_secrets(
-    monkeypatch: pytest.MonkeyPatch, secret: str
-) -> None:
+def test_config_production_refuses_placeholder_or_short_secrets(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("DATABASE_URL", "postgresql://db/x")
     monkeypatch.setenv("SUPABASE_JWT_SECRET", secret)

@@ -48,9 +48,7 @@ def test_constraint_checkpoint_not_after_final_deadline(owner: Conn) -> None:
 def test_constraint_final_deadline_cannot_move_before_a_checkpoint(owner: Conn) -> None:
     user = f.user(owner)
     goal = f.goal(owner, user, activate=False, checkpoints=1, days=10)
-    error = _rejects(
-        owner, "update public.goals set final_deadline = now() + interval '1 hour' where id = %s", [goal]
-    )
+    error = _rejects(owner, "update public.goals set final_deadline = now() + interval '1 hour' where id = %s", [goal])
     assert "must not be after the goal's final deadline" in str(error)
 
 
@@ -81,9 +79,7 @@ def test_constraint_witness_must_be_own_witness_contact(owner: Conn) -> None:
             " (%s, 't', now() + interval '9 days', 'r', 'human_witness', %s, 1, 'unicef')",
             [alice, contact],
         )
-        assert error.diag.message_primary == (
-            "the goal's witness must be one of your contacts with the witness role"
-        )
+        assert error.diag.message_primary == ("the goal's witness must be one of your contacts with the witness role")
 
 
 def test_constraint_kompromat_must_be_own_and_of_right_severity(owner: Conn) -> None:
@@ -124,9 +120,7 @@ def test_constraint_submission_after_deadline_is_refused(owner: Conn) -> None:
     user = f.user(owner)
     goal = f.goal(owner, user)
     checkpoint = f.checkpoint_ids(owner, goal)[0]
-    owner.execute(
-        "update public.checkpoints set deadline = now() - interval '1 minute' where id = %s", [checkpoint]
-    )
+    owner.execute("update public.checkpoints set deadline = now() - interval '1 minute' where id = %s", [checkpoint])
     with pytest.raises(psycopg.Error) as caught, db.as_user(user) as conn:
         conn.execute(
             "insert into public.submissions (checkpoint_id, user_id, submission_type,"
@@ -189,9 +183,7 @@ def test_activation_refuses_unverified_witness_and_past_checkpoints(owner: Conn)
     error = _rejects(owner, "select app.activate_goal(%s)", [goal])
     assert "confirmed their address" in str(error)
     past = f.goal(owner, user, activate=False, checkpoints=1)
-    owner.execute(
-        "update public.checkpoints set deadline = now() - interval '1 hour' where goal_id = %s", [past]
-    )
+    owner.execute("update public.checkpoints set deadline = now() - interval '1 hour' where goal_id = %s", [past])
     error = _rejects(owner, "select app.activate_goal(%s)", [past])
     assert "every checkpoint deadline must be in the future" in str(error)
     error = _rejects(owner, "select app.activate_goal(%s)", [f.goal(owner, user)])
@@ -210,9 +202,7 @@ def test_record_grade_pass_completes_checkpoint_and_final_completes_goal(owner: 
         "select status from public.checkpoints where goal_id = %s order by order_position", [goal]
     ).fetchall()
     assert [r["status"] for r in rows] == ["completed", "completed"]
-    assert owner.execute("select status from public.goals where id = %s", [goal]).fetchone() == {
-        "status": "completed"
-    }
+    assert owner.execute("select status from public.goals where id = %s", [goal]).fetchone() == {"status": "completed"}
     events = owner.execute(
         "select action from public.audit_log where entity = 'goal' and entity_id = %s order by id", [goal]
     ).fetchall()
@@ -239,12 +229,8 @@ def test_record_grade_pass_after_deadline_does_not_complete(owner: Conn) -> None
     user = f.user(owner)
     checkpoint = f.checkpoint_ids(owner, f.goal(owner, user))[0]
     submission = f.submission(owner, user, checkpoint)
-    owner.execute(
-        "update public.submissions set submitted_at = now() + interval '1 hour' where id = %s", [submission]
-    )
-    owner.execute(
-        "update public.checkpoints set deadline = now() + interval '30 minutes' where id = %s", [checkpoint]
-    )
+    owner.execute("update public.submissions set submitted_at = now() + interval '1 hour' where id = %s", [submission])
+    owner.execute("update public.checkpoints set deadline = now() + interval '30 minutes' where id = %s", [checkpoint])
     with db.as_service() as conn:
         conn.execute("select app.record_grade(%s, 'passed')", [submission])
     assert owner.execute("select status from public.checkpoints where id = %s", [checkpoint]).fetchone() == {

@@ -58,13 +58,9 @@ SUBMISSION_GRADING = [
 
 
 @pytest.mark.parametrize("assignment", SUBMISSION_GRADING)
-def test_escape_user_cannot_grade_own_submission(
-    owner: Conn, alice: dict[str, UUID], assignment: str
-) -> None:
+def test_escape_user_cannot_grade_own_submission(owner: Conn, alice: dict[str, UUID], assignment: str) -> None:
     before = _row(owner, "submissions", alice["submission"])
-    message = _refused(
-        alice["user"], f"update public.submissions set {assignment} where id = %(submission)s", alice
-    )
+    message = _refused(alice["user"], f"update public.submissions set {assignment} where id = %(submission)s", alice)
     assert "grading fields are set only by the grader" in message
     assert _row(owner, "submissions", alice["submission"]) == before
 
@@ -112,13 +108,9 @@ def test_escape_user_cannot_backdate_a_submission(owner: Conn, alice: dict[str, 
         "attempts = 99",
     ],
 )
-def test_escape_user_cannot_change_a_consequence(
-    owner: Conn, alice: dict[str, UUID], assignment: str
-) -> None:
+def test_escape_user_cannot_change_a_consequence(owner: Conn, alice: dict[str, UUID], assignment: str) -> None:
     before = _row(owner, "consequences", alice["consequence"])
-    message = _refused(
-        alice["user"], f"update public.consequences set {assignment} where id = %(consequence)s", alice
-    )
+    message = _refused(alice["user"], f"update public.consequences set {assignment} where id = %(consequence)s", alice)
     assert "permission denied for table consequences" in message
     assert _row(owner, "consequences", alice["consequence"]) == before
 
@@ -136,9 +128,7 @@ ACTIVE_GOAL_TERMS = [
 
 
 @pytest.mark.parametrize("assignment", ACTIVE_GOAL_TERMS)
-def test_escape_user_cannot_change_an_active_goals_terms(
-    owner: Conn, alice: dict[str, UUID], assignment: str
-) -> None:
+def test_escape_user_cannot_change_an_active_goals_terms(owner: Conn, alice: dict[str, UUID], assignment: str) -> None:
     before = _row(owner, "goals", alice["goal"])
     message = _refused(alice["user"], f"update public.goals set {assignment} where id = %(goal)s", alice)
     assert "the goal is active" in message
@@ -148,9 +138,7 @@ def test_escape_user_cannot_change_an_active_goals_terms(
 @pytest.mark.parametrize("status", ["completed", "draft", "failed"])
 def test_escape_user_cannot_change_a_goals_status(owner: Conn, alice: dict[str, UUID], status: str) -> None:
     before = _row(owner, "goals", alice["goal"])
-    message = _refused(
-        alice["user"], f"update public.goals set status = '{status}' where id = %(goal)s", alice
-    )
+    message = _refused(alice["user"], f"update public.goals set status = '{status}' where id = %(goal)s", alice)
     assert "status changes only through the service" in message
     assert _row(owner, "goals", alice["goal"]) == before
 
@@ -180,9 +168,7 @@ def test_escape_user_cannot_delete_an_active_goal(owner: Conn, alice: dict[str, 
 
 
 @pytest.mark.parametrize("which", ["minor", "major"])
-def test_escape_user_cannot_delete_kompromat_of_an_active_goal(
-    owner: Conn, alice: dict[str, UUID], which: str
-) -> None:
+def test_escape_user_cannot_delete_kompromat_of_an_active_goal(owner: Conn, alice: dict[str, UUID], which: str) -> None:
     message = _refused(alice["user"], f"delete from public.kompromat where id = %({which})s", alice)
     assert "attached to an active goal" in message
     assert _row(owner, "kompromat", alice[which]) is not None
@@ -192,9 +178,7 @@ def test_escape_user_cannot_replace_kompromat_content(owner: Conn, alice: dict[s
     before = owner.execute(
         "select encrypted_content, severity from public.kompromat where id = %s", [alice["major"]]
     ).fetchone()
-    message = _refused(
-        alice["user"], "update public.kompromat set file_path = 'swap.jpg' where id = %(major)s", alice
-    )
+    message = _refused(alice["user"], "update public.kompromat set file_path = 'swap.jpg' where id = %(major)s", alice)
     assert "written only by the vault" in message
     after = owner.execute(
         "select encrypted_content, severity from public.kompromat where id = %s", [alice["major"]]
@@ -205,13 +189,9 @@ def test_escape_user_cannot_replace_kompromat_content(owner: Conn, alice: dict[s
 @pytest.mark.parametrize(
     "assignment", ["status = 'completed'", "completed_at = now()", "status = 'missed'", "is_final = true"]
 )
-def test_escape_user_cannot_complete_a_checkpoint(
-    owner: Conn, alice: dict[str, UUID], assignment: str
-) -> None:
+def test_escape_user_cannot_complete_a_checkpoint(owner: Conn, alice: dict[str, UUID], assignment: str) -> None:
     before = _row(owner, "checkpoints", alice["checkpoint"])
-    message = _refused(
-        alice["user"], f"update public.checkpoints set {assignment} where id = %(checkpoint)s", alice
-    )
+    message = _refused(alice["user"], f"update public.checkpoints set {assignment} where id = %(checkpoint)s", alice)
     assert "only by the service" in message
     assert _row(owner, "checkpoints", alice["checkpoint"]) == before
 

@@ -48,9 +48,7 @@ def test_migrate_applies_everything_then_nothing(scratch_url: str) -> None:
     assert _schema_fingerprint(scratch_url) == fingerprint
     assert migrate.pending(scratch_url, local=True) == []
     with psycopg.connect(scratch_url) as conn:
-        rows = conn.execute(
-            "select filename, checksum from app.schema_migrations order by filename"
-        ).fetchall()
+        rows = conn.execute("select filename, checksum from app.schema_migrations order by filename").fetchall()
     assert len(rows) == len(first)
     assert all(len(checksum) == 64 for _, checksum in rows)
 

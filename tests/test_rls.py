@@ -47,6 +47,19 @@ def world(owner: Conn) -> World:
     consequence = f.consequence(owner, alice, goal, checkpoint)
     owner.execute("insert into public.team_members (goal_id, user_id) values (%s, %s)", [goal, teammate])
     owner.execute("select app.audit('goal', %s, 'test', %s)", [goal, alice])
+    f.fund_user(owner, alice, 1000)
+    owner.execute("select app.begin_withdrawal(%s, 500, 'rls-matrix')", [alice])
+    owner.execute("select app.record_stripe_event('evt_1', 'payment_intent.succeeded', 'pi_1')")
+    owner.execute(
+        "insert into public.x_connections (user_id, access_token_sealed, key_id, expires_at)"
+        " values (%s, '\\x01', 'k2', now() + interval '1 hour')",
+        [alice],
+    )
+    owner.execute(
+        "insert into public.x_oauth_states (state_hash, user_id, code_verifier_sealed, key_id,"
+        " expires_at) values ('abc', %s, '\\x01', 'k2', now() + interval '1 hour')",
+        [alice],
+    )
     f.user(owner, "bob-has-data")  # bob's world exists too, so empty results are not trivial
     f.goal(owner, bob)
     return World(
@@ -89,8 +102,7 @@ TABLES: dict[str, dict[str, str]] = {
         "delete": "delete from public.checkpoints where id = %(draft_checkpoint)s",
         "insert": "insert into public.checkpoints (goal_id, title, deadline, order_position)"
         " values (%(draft_goal)s, 't', now() + interval '1 day', 99)",
-        "snapshot": "select * from public.checkpoints where goal_id in (%(goal)s, %(draft_goal)s)"
-        " order by id",
+        "snapshot": "select * from public.checkpoints where goal_id in (%(goal)s, %(draft_goal)s) order by id",
     },
     "submissions": {
         "select": "select id from public.submissions where id = %(submission)s",
@@ -132,12 +144,65 @@ TABLES: dict[str, dict[str, str]] = {
         "insert": "insert into public.team_members (goal_id, user_id) values (%(goal)s, %(bob)s)",
         "snapshot": "select * from public.team_members order by goal_id, user_id",
     },
+    "holding_cells": {
+        "select": "select user_id from public.holding_cells where user_id = %(alice)s",
+        "update": "update public.holding_cells set available_cents = 999999 where user_id = %(alice)s",
+        "delete": "delete from public.holding_cells where user_id = %(alice)s",
+        "insert": "insert into public.holding_cells (user_id, available_cents) values (%(bob)s, 999999)",
+        "snapshot": "select * from public.holding_cells order by user_id",
+    },
+    "ledger_entries": {
+        "select": "select id from public.ledger_entries where user_id = %(alice)s",
+        "update": "update public.ledger_entries set amount_cents = 1 where user_id = %(alice)s",
+        "delete": "delete from public.ledger_entries where user_id = %(alice)s",
+        "insert": "insert into public.ledger_entries (user_id, entry_type, amount_cents, available_delta,"
+        " reserved_delta, forfeited_delta, reference) values (%(alice)s, 'deposit', 999, 999, 0, 0, 'forged')",
+        "snapshot": "select * from public.ledger_entries order by id",
+    },
+    "withdrawals": {
+        "select": "select id from public.withdrawals where user_id = %(alice)s",
+        "update": "update public.withdrawals set amount_cents = 1 where user_id = %(alice)s",
+        "delete": "delete from public.withdrawals where user_id = %(alice)s",
+        "insert": "insert into public.withdrawals (user_id, amount_cents, idempotency_key)"
+        " values (%(alice)s, 5, 'forged-key')",
+        "snapshot": "select * from public.withdrawals order by id",
+    },
+    "withdrawal_refunds": {
+        "select": "select id from public.withdrawal_refunds where user_id = %(alice)s",
+        "update": "update public.withdrawal_refunds set status = 'failed' where user_id = %(alice)s",
+        "delete": "delete from public.withdrawal_refunds where user_id = %(alice)s",
+        "insert": "insert into public.withdrawal_refunds (withdrawal_id, user_id, payment_intent_id, position,"
+        " amount_cents) select id, user_id, 'pi_x', 9, 5 from public.withdrawals",
+        "snapshot": "select * from public.withdrawal_refunds order by id",
+    },
+    "stripe_events": {
+        "select": "select id from public.stripe_events",
+        "update": "update public.stripe_events set type = 'x'",
+        "delete": "delete from public.stripe_events",
+        "insert": "insert into public.stripe_events (id, type) values ('evt_forged', 'x')",
+        "snapshot": "select * from public.stripe_events order by id",
+    },
+    "x_connections": {
+        "select": "select user_id from public.x_connections where user_id = %(alice)s",
+        "update": "update public.x_connections set scope = 'x' where user_id = %(alice)s",
+        "delete": "delete from public.x_connections where user_id = %(alice)s",
+        "insert": "insert into public.x_connections (user_id, access_token_sealed, key_id, expires_at)"
+        " values (%(alice)s, '\\x00', 'k', now())",
+        "snapshot": "select * from public.x_connections order by user_id",
+    },
+    "x_oauth_states": {
+        "select": "select state_hash from public.x_oauth_states",
+        "update": "update public.x_oauth_states set expires_at = now() + interval '1 year'",
+        "delete": "delete from public.x_oauth_states",
+        "insert": "insert into public.x_oauth_states (state_hash, user_id, code_verifier_sealed, key_id,"
+        " expires_at) values ('h', %(alice)s, '\\x00', 'k', now())",
+        "snapshot": "select * from public.x_oauth_states order by state_hash",
+    },
     "audit_log": {
         "select": "select id from public.audit_log where user_id = %(alice)s",
         "update": "update public.audit_log set action = 'pwned' where user_id = %(alice)s",
         "delete": "delete from public.audit_log where user_id = %(alice)s",
-        "insert": "insert into public.audit_log (entity, action, user_id) values"
-        " ('goal', 'forged', %(alice)s)",
+        "insert": "insert into public.audit_log (entity, action, user_id) values ('goal', 'forged', %(alice)s)",
         "snapshot": "select * from public.audit_log order by id",
     },
 }
@@ -153,9 +218,7 @@ def _run(role: str, user: UUID | None, sql: str, params: dict[str, Any]) -> int 
         return cur.fetchall() if cur.description else cur.rowcount
 
 
-def _outcome(
-    role: str, user: UUID | None, sql: str, params: dict[str, Any], *, schema_denial_ok: bool = False
-) -> str:
+def _outcome(role: str, user: UUID | None, sql: str, params: dict[str, Any], *, schema_denial_ok: bool = False) -> str:
     try:
         result = _run(role, user, sql, params)
     except psycopg.Error as error:
@@ -210,6 +273,13 @@ OWNER_EXPECTED = {
     "consequences": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
     "team_members": {"select": "did", "update": "denied", "delete": "did", "insert": "did"},
     "audit_log": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "holding_cells": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
+    "ledger_entries": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
+    "withdrawals": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
+    "withdrawal_refunds": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
+    "stripe_events": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "x_connections": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
+    "x_oauth_states": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
 }
 
 
@@ -221,20 +291,14 @@ def test_rls_owner_matrix(owner: Conn, world: World, table: str, command: str) -
     params = world.ids()
     if table == "team_members" and command == "insert":
         params["bob"] = f.user(owner, "new-member")  # alice shares her goal with a new member
-    assert (
-        _outcome("authenticated", world.alice, TABLES[table][command], params)
-        == (OWNER_EXPECTED[table][command])
-    )
+    assert _outcome("authenticated", world.alice, TABLES[table][command], params) == (OWNER_EXPECTED[table][command])
 
 
 def test_rls_contacts_owner_may_delete_when_no_goal_is_active(owner: Conn) -> None:
     carol = f.user(owner, "carol")
     contact = f.contact(owner, carol)
     f.goal(owner, carol, activate=False)
-    assert (
-        _outcome("authenticated", carol, "delete from public.contacts where id = %(c)s", {"c": contact})
-        == "did"
-    )
+    assert _outcome("authenticated", carol, "delete from public.contacts where id = %(c)s", {"c": contact}) == "did"
 
 
 def test_rls_team_member_reads_shared_goal_but_cannot_change_it(owner: Conn, world: World) -> None:
@@ -262,7 +326,5 @@ def test_rls_authenticated_cannot_call_state_functions(owner: Conn, world: World
     ):
         outcome = _outcome("authenticated", world.alice, sql, world.ids(), schema_denial_ok=True)
         assert outcome == "denied", sql
-    status = owner.execute(
-        "select status from public.submissions where id = %s", [world.submission]
-    ).fetchone()
+    status = owner.execute("select status from public.submissions where id = %s", [world.submission]).fetchone()
     assert status == {"status": "pending"}

@@ -47,9 +47,7 @@ def crash(call: Call[None]) -> dict[str, Any]:
 def forbidden_write(call: Call[None]) -> dict[str, Any]:
     assert call.caller is not None and call.caller.user_id is not None
     with db.as_user(call.caller.user_id) as conn:
-        conn.execute(
-            "update public.users set holding_cell_balance = 1000 where id = %s", [call.caller.user_id]
-        )
+        conn.execute("update public.users set holding_cell_balance = 1000 where id = %s", [call.caller.user_id])
     return {"ok": True}
 
 

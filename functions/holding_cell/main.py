@@ -1,0 +1,21 @@
+"""holding_cell: deposit, withdraw and balance for the signed-in user's escrow."""
+
+from __future__ import annotations
+
+import functions_framework
+from pydantic import BaseModel
+
+from shared import holding_cell as cell
+from shared.http import Auth, Call, endpoint
+
+
+@functions_framework.http
+@endpoint("holding_cell", body=cell.HoldingCellRequest, auth=Auth.USER)
+def holding_cell(call: Call[cell.DepositRequest | cell.WithdrawRequest | cell.BalanceRequest]) -> BaseModel:
+    assert call.caller is not None and call.caller.user_id is not None
+    user_id, body = call.caller.user_id, call.body
+    if isinstance(body, cell.DepositRequest):
+        return cell.deposit(user_id, call.caller.email, body)
+    if isinstance(body, cell.WithdrawRequest):
+        return cell.withdraw(user_id, body)
+    return cell.balance(user_id)

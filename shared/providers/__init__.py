@@ -1,0 +1,1 @@
+"""Clients for third-party APIs, each created lazily and pointed at its base-URL setting."""

@@ -1,0 +1,134 @@
+"""Stripe webhook events: verified on the raw body, stored by id, applied once.
+
+The event is recorded and applied in one transaction, so a crash mid-way
+leaves it unrecorded and Stripe's redelivery applies it; a redelivered event
+that was applied changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from shared import db
+from shared.config import get_settings
+from shared.errors import bad_request
+from shared.log import get_logger
+
+_logger = get_logger("threativator.stripe_webhook")
+
+REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
+
+
+class WebhookResult(BaseModel):
+    received: bool = True
+    duplicate: bool = False
+    event_type: str
+    applied: str
+
+
+def verify(payload: bytes, signature: str | None) -> dict[str, Any]:
+    """Check Stripe-Signature against STRIPE_WEBHOOK_SECRET and the tolerance; 400 otherwise."""
+    import stripe
+
+    settings = get_settings()
+    secret = settings.require("stripe_webhook_secret")
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8"), signature or "", secret, settings.stripe_webhook_tolerance_seconds
+        )
+        event = json.loads(payload)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError):
+        raise bad_request("invalid or stale Stripe signature", code="invalid_signature") from None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+        raise bad_request("not a Stripe event", code="invalid_event")
+    return event
+
+
+def handle(payload: bytes, signature: str | None) -> WebhookResult:
+    event = verify(payload, signature)
+    event_type = str(event.get("type", ""))
+    obj = (event.get("data") or {}).get("object") or {}
+    with db.as_service() as conn:
+        row = conn.execute(
+            "select app.record_stripe_event(%s, %s, %s) as new", [event["id"], event_type, obj.get("id")]
+        ).fetchone()
+        if not row or not row["new"]:
+            return WebhookResult(duplicate=True, event_type=event_type, applied="nothing")
+        applied = _apply(conn, event_type, obj)
+    _logger.info("stripe event", extra={"fields": {"event_type": event_type, "applied": applied}})
+    return WebhookResult(event_type=event_type, applied=applied)
+
+
+def _user_of(conn: db.Connection, obj: dict[str, Any]) -> UUID | None:
+    raw = (obj.get("metadata") or {}).get("user_id")
+    try:
+        user_id = UUID(str(raw))
+    except ValueError:
+        return None
+    exists = conn.execute("select 1 from public.users where id = %s", [user_id]).fetchone()
+    return user_id if exists else None
+
+
+def _apply(conn: db.Connection, event_type: str, obj: dict[str, Any]) -> str:
+    if event_type == "payment_intent.succeeded":
+        return _credit(conn, obj)
+    if event_type in REFUND_EVENTS and obj.get("object") == "refund":
+        return _refund(conn, obj)
+    if event_type == "transfer.reversed":
+        consequence = (obj.get("metadata") or {}).get("consequence_id")
+        conn.execute(
+            "select app.audit('transfer', null, 'reversed', null, jsonb_build_object('transfer_id', %s::text,"
+            " 'consequence_id', %s::text, 'amount_reversed', %s::bigint))",
+            [obj.get("id"), consequence, obj.get("amount_reversed")],
+        )
+        return "transfer_reversal_recorded"
+    return "ignored"
+
+
+def _credit(conn: db.Connection, intent: dict[str, Any]) -> str:
+    metadata = intent.get("metadata") or {}
+    if metadata.get("purpose") != "holding_cell_deposit":
+        return "ignored"
+    user_id = _user_of(conn, intent)
+    amount = intent.get("amount_received")
+    if user_id is None or not isinstance(amount, int) or amount <= 0:
+        _logger.error("deposit for no known user", extra={"fields": {"payment_intent": intent.get("id")}})
+        return "unmatched"
+    if str(intent.get("currency", "")).lower() != get_settings().currency:
+        _logger.error("deposit in another currency", extra={"fields": {"payment_intent": intent.get("id")}})
+        return "unmatched"
+    conn.execute("select app.credit_deposit(%s, %s, %s)", [user_id, amount, intent["id"]])
+    return "deposit_credited"
+
+
+def _refund(conn: db.Connection, refund: dict[str, Any]) -> str:
+    status = refund.get("status")
+    if status not in ("pending", "succeeded", "failed", "canceled"):
+        return "ignored"
+    ours = (refund.get("metadata") or {}).get("withdrawal_refund_id")
+    if ours:
+        exists = conn.execute("select 1 from public.withdrawal_refunds where id = %s", [ours]).fetchone()
+        if exists:
+            conn.execute(
+                "select app.record_refund(%s, %s, %s, %s)",
+                [ours, status, refund.get("id"), refund.get("failure_reason")],
+            )
+            return f"withdrawal_refund_{status}"
+    if status != "succeeded":
+        return "ignored"
+    # A refund made outside Threativator: find whose deposit it returned.
+    owner = conn.execute(
+        "select user_id from public.ledger_entries where entry_type = 'deposit' and stripe_object_id = %s",
+        [refund.get("payment_intent")],
+    ).fetchone()
+    if owner is None:
+        return "unmatched"
+    conn.execute(
+        "select app.record_external_refund(%s, %s, %s, %s)",
+        [owner["user_id"], refund.get("amount"), refund.get("id"), refund.get("payment_intent")],
+    )
+    return "external_refund_recorded"

@@ -1,0 +1,45 @@
+"""The ledger's invariants, asserted after every test that touched the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+CHECKS = {
+    "totals equal the sum of entries": """
+        select hc.user_id from public.holding_cells hc
+        left join (select user_id, sum(available_delta) a, sum(reserved_delta) r, sum(forfeited_delta) f
+                   from public.ledger_entries group by user_id) le on le.user_id = hc.user_id
+        where hc.available_cents <> coalesce(le.a, 0) or hc.reserved_cents <> coalesce(le.r, 0)
+           or hc.forfeited_cents <> coalesce(le.f, 0)
+        union all
+        select le.user_id from public.ledger_entries le
+        left join public.holding_cells hc on hc.user_id = le.user_id where hc.user_id is null""",
+    "balance column matches the holding cell": """
+        select u.id from public.users u left join public.holding_cells hc on hc.user_id = u.id
+        where u.holding_cell_balance * 100 <> coalesce(hc.available_cents + hc.reserved_cents, 0)""",
+    "no total below zero": """
+        select user_id from public.holding_cells
+        where available_cents < 0 or reserved_cents < 0 or forfeited_cents < 0""",
+    "a consequence forfeits at most once": """
+        select consequence_id from public.ledger_entries where entry_type = 'forfeit'
+        group by consequence_id having count(*) > 1""",
+    "no goal's reserve below zero": """
+        select goal_id from public.ledger_entries where goal_id is not null
+        group by goal_id having sum(reserved_delta) < 0""",
+    "each withdrawal debited exactly once, by its amount": """
+        select w.id from public.withdrawals w
+        left join public.ledger_entries le on le.reference = 'withdrawal:' || w.id
+        where le.amount_cents is distinct from w.amount_cents""",
+}
+
+
+def assert_ledger_invariants(url: str) -> None:
+    broken: dict[str, list[Any]] = {}
+    with psycopg.connect(url) as conn:
+        for name, sql in CHECKS.items():
+            rows = conn.execute(sql).fetchall()
+            if rows:
+                broken[name] = rows
+    assert not broken, f"ledger invariants broken: {broken}"

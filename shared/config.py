@@ -69,6 +69,18 @@ class Settings(BaseSettings):
     x_authorize_url: str = "https://x.com/i/oauth2/authorize"
     x_oauth_state_ttl_seconds: int = Field(default=600, gt=0)
 
+    # Email (SendGrid) and the links in emails
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_template_ids: dict[str, str] = Field(default_factory=dict)
+    sendgrid_timeout_seconds: float = Field(default=10.0, gt=0)
+    email_from: str = "Threativator <notifications@threativator.com>"
+    app_base_url: str = "http://127.0.0.1:5173"
+    avatar_base_url: str = "https://threativator.com/avatars"
+    link_signing_secret: SecretStr | None = None
+    contact_verification_ttl_hours: int = Field(default=72, gt=0)
+    notification_max_attempts: int = Field(default=8, gt=0)
+    notification_retry_budget_seconds: float = Field(default=8.0, ge=0)
+
     # Provider base URLs: tests and local development point the SDKs at loopback.
     gemini_api_base: str = "https://generativelanguage.googleapis.com"
     stripe_api_base: str = "https://api.stripe.com"
@@ -82,7 +94,15 @@ class Settings(BaseSettings):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("supabase_url", "gemini_api_base", "stripe_api_base", "sendgrid_api_host", "x_api_base")
+    @field_validator(
+        "supabase_url",
+        "gemini_api_base",
+        "stripe_api_base",
+        "sendgrid_api_host",
+        "x_api_base",
+        "app_base_url",
+        "avatar_base_url",
+    )
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -126,6 +146,10 @@ class Settings(BaseSettings):
         if active not in keys:
             raise ConfigError("KOMPROMAT_ACTIVE_KEY_ID names a key that KOMPROMAT_KEYS does not hold")
         return active
+
+    def providers_dry(self) -> bool:
+        """Whether a provider without a key may run dry (record, not send): never in production."""
+        return self.environment != "production"
 
     def require(self, name: str) -> str:
         """A provider setting that this code path needs; ConfigError names it when unset."""

@@ -17,11 +17,13 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from shared.config import get_settings
 
 Connection = psycopg.Connection[dict[str, Any]]
+Json = Jsonb  # wrap a dict to bind it as jsonb
 
 # Errors that mean "the database cannot be reached right now": the http wrapper
 # answers 503 for them, so callers retry instead of seeing a crash.

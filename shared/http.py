@@ -116,14 +116,14 @@ def _read_body(request: flask.Request, limit: int) -> bytes:
 
 def _validation_details(error: ValidationError) -> list[dict[str, Any]]:
     # include_input=False: the rejected values may be tokens or personal data.
-    return [
-        {
-            "field": ".".join(str(part) for part in item["loc"]) or "body",
-            "message": item["msg"],
-            "type": item["type"],
-        }
-        for item in error.errors(include_input=False, include_url=False)
-    ]
+    details = []
+    for item in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(part) for part in item["loc"])
+        if not field and item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # A bad or missing discriminator ("type", "action") has no location of its own.
+            field = str((item.get("ctx") or {}).get("discriminator", "")).strip("'\"")
+        details.append({"field": field or "body", "message": item["msg"], "type": item["type"]})
+    return details
 
 
 def parse_body(adapter: TypeAdapter[Any], raw: bytes) -> Any:

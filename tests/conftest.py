@@ -17,6 +17,7 @@ from tests.ledger_invariants import assert_ledger_invariants
 
 TEST_JWT_SECRET = "test-jwt-secret-for-threativator-tests-only-0123456789"
 TEST_SUPABASE_URL = "http://127.0.0.1:1"
+TEST_LINK_SECRET = "test-link-signing-secret-0123456789abcdef"
 # Two vault keys, k1 older; k2 encrypts. Test-only values.
 TEST_KOMPROMAT_KEYS = (
     "k1:" + "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=" + ",k2:" + "MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI="
@@ -71,6 +72,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SUPABASE_URL", TEST_SUPABASE_URL)
     monkeypatch.setenv("SUPABASE_JWT_SECRET", TEST_JWT_SECRET)
     monkeypatch.setenv("KOMPROMAT_KEYS", TEST_KOMPROMAT_KEYS)
+    monkeypatch.setenv("LINK_SIGNING_SECRET", TEST_LINK_SECRET)
     # Tests that need the database take the `database` fixture, which points this at it.
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/not-a-database")
     _clear_caches()
@@ -85,7 +87,7 @@ _TRUNCATE = """
 truncate table auth.users, public.users, public.goals, public.checkpoints, public.submissions,
   public.kompromat, public.contacts, public.consequences, public.team_members, public.audit_log,
   public.holding_cells, public.ledger_entries, public.withdrawals, public.withdrawal_refunds,
-  public.stripe_events, public.x_connections, public.x_oauth_states
+  public.stripe_events, public.x_connections, public.x_oauth_states, public.notifications, public.dev_outbox
   restart identity cascade
 """
 

@@ -136,3 +136,38 @@ def stripe_event(event_type: str, obj: dict[str, Any], event_id: str | None = No
             "data": {"object": obj},
         }
     ).encode()
+
+
+@dataclass
+class FakeSendGrid:
+    """POST /v3/mail/send, answering 202 with an X-Message-Id, or injected faults."""
+
+    server: HTTPServer
+    mails: list[Recorded] = field(default_factory=list)
+    faults: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    attempts: int = 0
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def install(self) -> FakeSendGrid:
+        self.server.expect_request("/v3/mail/send", method="POST").respond_with_handler(self._send)
+        return self
+
+    def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.faults.append((status, headers or {}))
+
+    def _send(self, request: Request) -> Response:
+        with self._lock:
+            self.attempts += 1
+            if self.faults:
+                status, headers = self.faults.pop(0)
+                body = {"errors": [{"field": "personalizations.0.to", "message": "injected"}]}
+                return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
+            self.mails.append(Recorded(request.path, {}, dict(request.headers), json=request.get_json()))
+            return Response("", status=202, headers={"X-Message-Id": f"sg-{next(self._ids)}"})
+
+    def to(self, mail: Recorded) -> list[str]:
+        return [t["email"] for p in mail.json["personalizations"] for t in p["to"]]
+
+    def text(self, mail: Recorded) -> str:
+        return "\n".join(c["value"] for c in mail.json.get("content", []))

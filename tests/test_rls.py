@@ -50,6 +50,8 @@ def world(owner: Conn) -> World:
     f.fund_user(owner, alice, 1000)
     owner.execute("select app.begin_withdrawal(%s, 500, 'rls-matrix')", [alice])
     owner.execute("select app.record_stripe_event('evt_1', 'payment_intent.succeeded', 'pi_1')")
+    owner.execute("insert into public.notifications (type, user_id, dedupe_key) values ('spared', %s, 'k1')", [alice])
+    owner.execute("insert into public.dev_outbox (channel, summary) values ('email', 'hello')")
     owner.execute(
         "insert into public.x_connections (user_id, access_token_sealed, key_id, expires_at)"
         " values (%s, '\\x01', 'k2', now() + interval '1 hour')",
@@ -198,6 +200,20 @@ TABLES: dict[str, dict[str, str]] = {
         " expires_at) values ('h', %(alice)s, '\\x00', 'k', now())",
         "snapshot": "select * from public.x_oauth_states order by state_hash",
     },
+    "notifications": {
+        "select": "select id from public.notifications where user_id = %(alice)s",
+        "update": "update public.notifications set status = 'sent' where user_id = %(alice)s",
+        "delete": "delete from public.notifications where user_id = %(alice)s",
+        "insert": "insert into public.notifications (type, user_id, dedupe_key) values ('spared', %(alice)s, 'forged')",
+        "snapshot": "select * from public.notifications order by id",
+    },
+    "dev_outbox": {
+        "select": "select id from public.dev_outbox",
+        "update": "update public.dev_outbox set summary = 'x'",
+        "delete": "delete from public.dev_outbox",
+        "insert": "insert into public.dev_outbox (channel, summary) values ('email', 'forged')",
+        "snapshot": "select * from public.dev_outbox order by id",
+    },
     "audit_log": {
         "select": "select id from public.audit_log where user_id = %(alice)s",
         "update": "update public.audit_log set action = 'pwned' where user_id = %(alice)s",
@@ -280,6 +296,8 @@ OWNER_EXPECTED = {
     "stripe_events": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "x_connections": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
     "x_oauth_states": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "notifications": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
+    "dev_outbox": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
 }
 
 

@@ -127,6 +127,52 @@ def authenticate(authorization: str | None) -> Caller:
     return verify_token(bearer_token(authorization))
 
 
+GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
+
+
+def verify_google_oidc(token: str) -> Caller:
+    """A Google-signed ID token for this function's URL, from an allowed service account."""
+    settings = get_settings()
+    allowed = {a for a in (settings.scheduler_service_account, settings.functions_service_account) if a}
+    if not allowed or not settings.function_url:
+        raise unauthorized("invalid or expired token")
+    import google.auth.exceptions
+    from google.auth.transport import requests as google_requests
+    from google.oauth2 import id_token
+
+    try:
+        claims = dict(
+            id_token.verify_token(
+                token,
+                google_requests.Request(),
+                audience=settings.function_url,
+                certs_url=settings.google_certs_url,
+                clock_skew_in_seconds=CLOCK_SKEW_SECONDS,
+            )
+        )
+    except (ValueError, google.auth.exceptions.GoogleAuthError):
+        raise unauthorized("invalid or expired token") from None
+    if (
+        claims.get("iss") not in GOOGLE_ISSUERS
+        or claims.get("email") not in allowed
+        or not claims.get("email_verified")
+    ):
+        raise unauthorized("invalid or expired token")
+    return Caller(role="service_role", email=str(claims["email"]), claims=claims)
+
+
+def authenticate_service(authorization: str | None) -> Caller:
+    """A service caller: a Supabase service_role JWT, or a Google OIDC token when configured."""
+    token = bearer_token(authorization)
+    try:
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except jwt.PyJWTError:
+        raise unauthorized("invalid or expired token") from None
+    if issuer in GOOGLE_ISSUERS:
+        return verify_google_oidc(token)
+    return verify_token(token)
+
+
 def mint_token(
     subject: str | None,
     *,

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    stripe_timeout_seconds: float = Field(default=20.0, gt=0)
     deposit_min_cents: int = Field(default=500, gt=0)
     deposit_max_cents: int = Field(default=1_000_000, gt=0)
     currency: str = "usd"
@@ -80,6 +81,28 @@ class Settings(BaseSettings):
     contact_verification_ttl_hours: int = Field(default=72, gt=0)
     notification_max_attempts: int = Field(default=8, gt=0)
     notification_retry_budget_seconds: float = Field(default=8.0, ge=0)
+
+    # The consequence engine
+    roulette_odds_numerator: int = Field(default=1, ge=0)
+    roulette_odds_denominator: int = Field(default=3, gt=0)
+    review_grace_hours: int = Field(default=168, ge=0)
+    detection_batch_size: int = Field(default=500, gt=0)
+    check_deadlines_time_budget_seconds: float = Field(default=45.0, gt=0)
+    dispatch_concurrency: int = Field(default=8, ge=1, le=64)
+    dispatch_limit: int = Field(default=500, ge=1)
+    dispatch_timeout_seconds: float = Field(default=60.0, gt=0)
+    consequence_lease_seconds: int = Field(default=120, gt=0)
+    consequence_max_attempts: int = Field(default=8, gt=0)
+    consequence_backoff_base_seconds: int = Field(default=60, ge=0)
+    charity_accounts: dict[str, str] = Field(default_factory=dict)
+    trigger_consequence_url: str | None = None
+    dispatch_with_id_token: bool = False
+
+    # Google OIDC callers (Cloud Scheduler, check_deadlines calling trigger_consequence)
+    function_url: str | None = None
+    scheduler_service_account: str | None = None
+    functions_service_account: str | None = None
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
     # Provider base URLs: tests and local development point the SDKs at loopback.
     gemini_api_base: str = "https://generativelanguage.googleapis.com"

@@ -23,7 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared import log
-from shared.auth import Caller, authenticate
+from shared.auth import Caller, authenticate, authenticate_service
 from shared.config import ConfigError, Settings, get_settings
 from shared.db import UNAVAILABLE_ERRORS
 from shared.errors import ApiError, bad_request, forbidden, unavailable
@@ -148,7 +148,8 @@ def _require_type(request: flask.Request, allowed: tuple[str, ...]) -> None:
 def _authorize(request: flask.Request, auth: Auth) -> Caller | None:
     if auth is Auth.NONE:
         return None
-    caller = authenticate(request.headers.get("Authorization"))
+    header = request.headers.get("Authorization")
+    caller = authenticate_service(header) if auth is Auth.SERVICE else authenticate(header)
     if auth is Auth.SERVICE and not caller.is_service:
         raise forbidden("this function accepts service callers only")
     if auth is Auth.USER and caller.is_service:

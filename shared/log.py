@@ -64,6 +64,9 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
+    # These SDKs log request headers or bodies (tokens, keys) at debug level.
+    for noisy in ("tweepy", "python_http_client", "stripe", "httpx", "httpcore", "urllib3", "google"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True
 
 

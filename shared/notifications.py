@@ -433,6 +433,15 @@ def _content(
         )
     if kind == "consequence_notification":
         if data["kind"] == "monetary":
+            if data.get("outcome") == "failed":
+                return (
+                    "A consequence could not be paid",
+                    "disappointed",
+                    [
+                        f"A missed deadline on “{goal}” owed {_money(data.get('amount_cents'))} to "
+                        f"{data.get('charity') or 'charity'}, and the payment could not be made.",
+                    ],
+                )
             if data.get("outcome") == "insufficient_funds":
                 return (
                     "A consequence could not be paid",

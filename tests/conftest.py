@@ -87,7 +87,8 @@ _TRUNCATE = """
 truncate table auth.users, public.users, public.goals, public.checkpoints, public.submissions,
   public.kompromat, public.contacts, public.consequences, public.team_members, public.audit_log,
   public.holding_cells, public.ledger_entries, public.withdrawals, public.withdrawal_refunds,
-  public.stripe_events, public.x_connections, public.x_oauth_states, public.notifications, public.dev_outbox
+  public.stripe_events, public.x_connections, public.x_oauth_states, public.notifications, public.dev_outbox,
+  public.roulette_rolls, public.consequence_deliveries
   restart identity cascade
 """
 

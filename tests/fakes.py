@@ -1,6 +1,8 @@
 """Local HTTP stand-ins for providers. The real SDKs talk to them through their
 documented base-URL settings, so the SDK code path runs and tests can assert
-exactly what was sent."""
+exactly what was sent. Each can inject faults: an HTTP status, or a timeout
+(the request is processed, then the answer comes too late), at random or in
+order, and can SIGKILL a process right after processing a request."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ import hashlib
 import hmac
 import itertools
 import json
+import os
+import random
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +22,8 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+Fault = int | str  # an HTTP status, or "timeout"
+
 
 @dataclass
 class Recorded:
@@ -24,21 +31,62 @@ class Recorded:
     form: dict[str, str]
     headers: dict[str, str]
     json: Any = None
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
-class FakeStripe:
+class _Faulty:
+    """Fault injection shared by the stand-ins."""
+
+    faults: dict[str, list[Fault]] = field(default_factory=dict)
+    fault_rate: float = 0.0
+    fault_choices: tuple[Fault, ...] = (500, 503, "timeout")
+    timeout_delay: float = 1.0
+    kill_on: dict[str, int] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=lambda: random.Random(1234))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, path: str, *faults: Fault) -> None:
+        self.faults.setdefault(path, []).extend(faults)
+
+    def _fault_for(self, path: str) -> Fault | None:
+        queued = self.faults.get(path)
+        if queued:
+            return queued.pop(0)
+        if self.fault_rate and self.rng.random() < self.fault_rate:
+            return self.rng.choice(self.fault_choices)
+        return None
+
+    def _error(self, status: int) -> Response:
+        body = {
+            "error": {"type": "api_error", "code": f"fault_{status}", "message": "injected"},
+            "errors": [{"field": "personalizations.0.to", "message": "injected"}],
+        }
+        headers = {"Retry-After": "0"} if status == 429 else {}
+        return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
+
+    def _after(self, path: str, fault: Fault | None, response: Response) -> Response:
+        pid = self.kill_on.pop(path, None)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        if fault == "timeout":
+            time.sleep(self.timeout_delay)
+        return response
+
+
+@dataclass
+class FakeStripe(_Faulty):
     """Customers, PaymentIntents, refunds and transfers, with Stripe's idempotency-key replay."""
 
-    server: HTTPServer
+    server: HTTPServer | None = None
     requests: list[Recorded] = field(default_factory=list)
-    faults: dict[str, list[int]] = field(default_factory=dict)
+    objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     refund_status: str = "succeeded"
-    _by_key: dict[str, Response] = field(default_factory=dict)
+    _by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def install(self) -> FakeStripe:
+        assert self.server is not None
         for path, kind in (
             ("/v1/customers", "customer"),
             ("/v1/payment_intents", "payment_intent"),
@@ -46,18 +94,23 @@ class FakeStripe:
             ("/v1/transfers", "transfer"),
         ):
             self.server.expect_request(path, method="POST").respond_with_handler(self._handler(kind))
+        self.server.expect_request("/v1/transfers", method="GET").respond_with_handler(self._list_transfers)
         return self
-
-    def fail_next(self, path: str, *statuses: int) -> None:
-        self.faults.setdefault(path, []).extend(statuses)
 
     def created(self, path: str) -> list[Recorded]:
         """Requests that created an object (replays of a known idempotency key excluded)."""
+        kind = {
+            "/v1/customers": "customer",
+            "/v1/payment_intents": "payment_intent",
+            "/v1/refunds": "refund",
+            "/v1/transfers": "transfer",
+        }[path]
+        ids = {o["id"] for o in self.objects.get(kind, [])}
         seen: set[str] = set()
         result = []
         for rec in self.requests:
             key = rec.headers.get("Idempotency-Key", "")
-            if rec.path == path and key not in seen:
+            if rec.path == path and key not in seen and rec.json in ids:
                 seen.add(key)
                 result.append(rec)
         return result
@@ -65,26 +118,29 @@ class FakeStripe:
     def _handler(self, kind: str) -> Callable[[Request], Response]:
         def handle(request: Request) -> Response:
             key = request.headers.get("Idempotency-Key", "")
-            with self._lock:
-                faults = self.faults.get(request.path)
-                if faults:
-                    status = faults.pop(0)
-                    return Response(
-                        json.dumps({"error": {"type": "api_error", "code": f"fault_{status}", "message": "injected"}}),
-                        status=status,
-                        content_type="application/json",
-                    )
-                self.requests.append(Recorded(request.path, dict(request.form), dict(request.headers)))
+            with self.lock:
+                fault = self._fault_for(request.path)
+                if isinstance(fault, int):
+                    return self._error(fault)
                 if key and key in self._by_key:
-                    return self._by_key[key]
-                response = Response(
-                    json.dumps(self._object(kind, request.form)), status=200, content_type="application/json"
-                )
-                if key:
-                    self._by_key[key] = response
-                return response
+                    obj = self._by_key[key]
+                else:
+                    obj = self._object(kind, request.form)
+                    self.objects.setdefault(kind, []).append(obj)
+                    if key:
+                        self._by_key[key] = obj
+                self.requests.append(Recorded(request.path, dict(request.form), dict(request.headers), obj["id"]))
+            return self._after(
+                request.path, fault, Response(json.dumps(obj), status=200, content_type="application/json")
+            )
 
         return handle
+
+    def _list_transfers(self, request: Request) -> Response:
+        group = request.args.get("transfer_group")
+        data = [t for t in self.objects.get("transfer", []) if group is None or t.get("transfer_group") == group]
+        body = {"object": "list", "data": data, "has_more": False, "url": "/v1/transfers"}
+        return Response(json.dumps(body), content_type="application/json")
 
     def _object(self, kind: str, form: Any) -> dict[str, Any]:
         n = next(self._ids)
@@ -114,9 +170,113 @@ class FakeStripe:
             "id": f"tr_{n}",
             "object": "transfer",
             "amount": int(form["amount"]),
+            "currency": form.get("currency"),
             "destination": form.get("destination"),
+            "transfer_group": form.get("transfer_group"),
             "metadata": metadata,
         }
+
+
+@dataclass
+class FakeSendGrid(_Faulty):
+    """POST /v3/mail/send, answering 202 with an X-Message-Id."""
+
+    server: HTTPServer | None = None
+    mails: list[Recorded] = field(default_factory=list)
+    attempts: int = 0
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def install(self) -> FakeSendGrid:
+        assert self.server is not None
+        self.server.expect_request("/v3/mail/send", method="POST").respond_with_handler(self._send)
+        return self
+
+    def fail_next(self, status: Fault, headers: dict[str, str] | None = None) -> None:  # type: ignore[override]
+        self.faults.setdefault("/v3/mail/send", []).append(status)
+        if headers and isinstance(status, int):
+            self._headers[status] = headers
+
+    _headers: dict[int, dict[str, str]] = field(default_factory=dict)
+
+    def _send(self, request: Request) -> Response:
+        with self.lock:
+            self.attempts += 1
+            fault = self._fault_for(request.path)
+            if isinstance(fault, int):
+                response = self._error(fault)
+                for name, value in self._headers.get(fault, {}).items():
+                    response.headers[name] = value
+                return response
+            self.mails.append(Recorded(request.path, {}, dict(request.headers), json=request.get_json()))
+            message_id = f"sg-{next(self._ids)}"
+        return self._after(request.path, fault, Response("", status=202, headers={"X-Message-Id": message_id}))
+
+    def to(self, mail: Recorded) -> list[str]:
+        return [t["email"] for p in mail.json["personalizations"] for t in p["to"]]
+
+    def text(self, mail: Recorded) -> str:
+        return "\n".join(c["value"] for c in mail.json.get("content", []))
+
+
+@dataclass
+class FakeX(_Faulty):
+    """X's OAuth 2.0 token endpoints, v2 media upload and v2 posts."""
+
+    server: HTTPServer | None = None
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
+    uploads: list[Recorded] = field(default_factory=list)
+    tweets: list[Recorded] = field(default_factory=list)
+    issued: int = 0
+    token_status: int = 200
+
+    def install(self) -> FakeX:
+        assert self.server is not None
+        self.server.expect_request("/2/oauth2/token", method="POST").respond_with_handler(self._token)
+        self.server.expect_request("/2/oauth2/revoke", method="POST").respond_with_handler(self._revoke)
+        self.server.expect_request("/2/media/upload", method="POST").respond_with_handler(self._upload)
+        self.server.expect_request("/2/tweets", method="POST").respond_with_handler(self._tweet)
+        return self
+
+    def _token(self, request: Request) -> Response:
+        self.token_requests.append({**dict(request.form), "authorization": request.headers.get("Authorization", "")})
+        if self.token_status != 200:
+            return Response('{"error": "invalid_grant"}', status=self.token_status, content_type="application/json")
+        self.issued += 1
+        body = {
+            "token_type": "bearer",
+            "access_token": f"access-{self.issued}",
+            "refresh_token": f"refresh-{self.issued}",
+            "expires_in": 7200,
+            "scope": "tweet.write media.write offline.access",
+        }
+        return Response(json.dumps(body), content_type="application/json")
+
+    def _revoke(self, request: Request) -> Response:
+        self.revoked.append(request.form["token"])
+        return Response('{"revoked": true}', content_type="application/json")
+
+    def _upload(self, request: Request) -> Response:
+        with self.lock:
+            fault = self._fault_for(request.path)
+            if isinstance(fault, int):
+                return self._error(fault)
+            files = {name: f.read() for name, f in request.files.items()}
+            self.uploads.append(Recorded(request.path, dict(request.form), dict(request.headers), files=files))
+            media_id = f"m{len(self.uploads)}"
+        return self._after(
+            request.path, fault, Response(json.dumps({"data": {"id": media_id}}), content_type="application/json")
+        )
+
+    def _tweet(self, request: Request) -> Response:
+        with self.lock:
+            fault = self._fault_for(request.path)
+            if isinstance(fault, int):
+                return self._error(fault)
+            self.tweets.append(Recorded(request.path, {}, dict(request.headers), json=request.get_json()))
+            tweet_id = f"{1000 + len(self.tweets)}"
+        body = {"data": {"id": tweet_id, "text": request.get_json()["text"]}}
+        return self._after(request.path, fault, Response(json.dumps(body), status=201, content_type="application/json"))
 
 
 def stripe_signature(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -136,38 +296,3 @@ def stripe_event(event_type: str, obj: dict[str, Any], event_id: str | None = No
             "data": {"object": obj},
         }
     ).encode()
-
-
-@dataclass
-class FakeSendGrid:
-    """POST /v3/mail/send, answering 202 with an X-Message-Id, or injected faults."""
-
-    server: HTTPServer
-    mails: list[Recorded] = field(default_factory=list)
-    faults: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    attempts: int = 0
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def install(self) -> FakeSendGrid:
-        self.server.expect_request("/v3/mail/send", method="POST").respond_with_handler(self._send)
-        return self
-
-    def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
-        self.faults.append((status, headers or {}))
-
-    def _send(self, request: Request) -> Response:
-        with self._lock:
-            self.attempts += 1
-            if self.faults:
-                status, headers = self.faults.pop(0)
-                body = {"errors": [{"field": "personalizations.0.to", "message": "injected"}]}
-                return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
-            self.mails.append(Recorded(request.path, {}, dict(request.headers), json=request.get_json()))
-            return Response("", status=202, headers={"X-Message-Id": f"sg-{next(self._ids)}"})
-
-    def to(self, mail: Recorded) -> list[str]:
-        return [t["email"] for p in mail.json["personalizations"] for t in p["to"]]
-
-    def text(self, mail: Recorded) -> str:
-        return "\n".join(c["value"] for c in mail.json.get("content", []))

@@ -12,40 +12,14 @@ from uuid import UUID
 import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from shared import x_oauth
 from shared.auth import mint_token
 from tests import factories as f
+from tests.fakes import FakeX
 from tests.http_helpers import bearer, client
 
 Conn = psycopg.Connection[dict[str, Any]]
-
-
-class FakeX:
-    def __init__(self, server: HTTPServer) -> None:
-        self.server = server
-        self.token_requests: list[dict[str, str]] = []
-        self.revoked: list[str] = []
-        self.issued = 0
-        self.token_status = 200
-        server.expect_request("/2/oauth2/token", method="POST").respond_with_handler(self._token)
-        server.expect_request("/2/oauth2/revoke", method="POST").respond_with_handler(self._revoke)
-
-    def _token(self, request: Request) -> Response:
-        self.token_requests.append({**dict(request.form), "authorization": request.headers.get("Authorization", "")})
-        if self.token_status != 200:
-            return Response('{"error": "invalid_grant"}', status=self.token_status, content_type="application/json")
-        self.issued += 1
-        return Response(
-            f'{{"token_type": "bearer", "access_token": "access-{self.issued}", "refresh_token": '
-            f'"refresh-{self.issued}", "expires_in": 7200, "scope": "tweet.write media.write offline.access"}}',
-            content_type="application/json",
-        )
-
-    def _revoke(self, request: Request) -> Response:
-        self.revoked.append(request.form["token"])
-        return Response('{"revoked": true}', content_type="application/json")
 
 
 @pytest.fixture
@@ -54,7 +28,7 @@ def x(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, database: str) ->
     monkeypatch.setenv("X_CLIENT_ID", "client-123")
     monkeypatch.setenv("X_CLIENT_SECRET", "x-client-secret-value")
     monkeypatch.setenv("X_REDIRECT_URI", "https://app.threativator.com/x/callback")
-    yield FakeX(httpserver)
+    yield FakeX(server=httpserver).install()
 
 
 @pytest.fixture

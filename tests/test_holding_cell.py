@@ -26,7 +26,7 @@ def stripe(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, database: st
     monkeypatch.setenv("STRIPE_API_BASE", httpserver.url_for("/").rstrip("/"))
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_threativator")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    yield FakeStripe(httpserver).install()
+    yield FakeStripe(server=httpserver).install()
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def sendgrid(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, database: 
     monkeypatch.setenv("SENDGRID_API_HOST", httpserver.url_for("/").rstrip("/"))
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.test-key-value")
     monkeypatch.setenv("NOTIFICATION_RETRY_BUDGET_SECONDS", "2")
-    yield FakeSendGrid(httpserver).install()
+    yield FakeSendGrid(server=httpserver).install()
 
 
 @pytest.fixture

@@ -53,6 +53,16 @@ def world(owner: Conn) -> World:
     owner.execute("insert into public.notifications (type, user_id, dedupe_key) values ('spared', %s, 'k1')", [alice])
     owner.execute("insert into public.dev_outbox (channel, summary) values ('email', 'hello')")
     owner.execute(
+        "insert into public.roulette_rolls (checkpoint_id, goal_id, user_id, draw, odds_numerator,"
+        " odds_denominator, outcome) values (%s, %s, %s, 7, 1, 3, 'hit')",
+        [checkpoint, goal, alice],
+    )
+    owner.execute(
+        "insert into public.consequence_deliveries (consequence_id, channel, recipient)"
+        " values (%s, 'email', 'target@example.com')",
+        [consequence],
+    )
+    owner.execute(
         "insert into public.x_connections (user_id, access_token_sealed, key_id, expires_at)"
         " values (%s, '\\x01', 'k2', now() + interval '1 hour')",
         [alice],
@@ -214,6 +224,22 @@ TABLES: dict[str, dict[str, str]] = {
         "insert": "insert into public.dev_outbox (channel, summary) values ('email', 'forged')",
         "snapshot": "select * from public.dev_outbox order by id",
     },
+    "roulette_rolls": {
+        "select": "select checkpoint_id from public.roulette_rolls where user_id = %(alice)s",
+        "update": "update public.roulette_rolls set outcome = 'spared' where user_id = %(alice)s",
+        "delete": "delete from public.roulette_rolls where user_id = %(alice)s",
+        "insert": "insert into public.roulette_rolls (checkpoint_id, goal_id, user_id, draw, odds_numerator,"
+        " odds_denominator, outcome) values (%(draft_checkpoint)s, %(goal)s, %(alice)s, 1, 1, 3, 'spared')",
+        "snapshot": "select * from public.roulette_rolls order by checkpoint_id",
+    },
+    "consequence_deliveries": {
+        "select": "select id from public.consequence_deliveries",
+        "update": "update public.consequence_deliveries set status = 'queued'",
+        "delete": "delete from public.consequence_deliveries",
+        "insert": "insert into public.consequence_deliveries (consequence_id, channel, recipient)"
+        " values (%(consequence)s, 'email', 'forged@example.com')",
+        "snapshot": "select * from public.consequence_deliveries order by id",
+    },
     "audit_log": {
         "select": "select id from public.audit_log where user_id = %(alice)s",
         "update": "update public.audit_log set action = 'pwned' where user_id = %(alice)s",
@@ -298,6 +324,8 @@ OWNER_EXPECTED = {
     "x_oauth_states": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "notifications": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
     "dev_outbox": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "roulette_rolls": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
+    "consequence_deliveries": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
 }
 
 

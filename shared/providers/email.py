@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import urllib.error
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,11 +47,17 @@ class Sent:
 
 
 class EmailRetryable(Exception):
-    """429, 5xx, timeouts, dropped connections: worth another try later."""
+    """429, 5xx, timeouts, dropped connections: worth another try later.
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    `maybe_sent` is true when the request may have reached SendGrid before the
+    answer was lost (a timeout, a dropped connection): SendGrid has no
+    idempotency key, so a retry could deliver the message twice.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None, *, maybe_sent: bool = False) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
 
 
 class EmailRejected(Exception):
@@ -158,7 +165,9 @@ def send(email: Email) -> Sent:
             raise EmailRetryable(f"sendgrid {status}", _retry_after(error.headers)) from None
         raise EmailRejected(_reason(status, error.body)) from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
-        raise EmailRetryable(f"sendgrid unreachable: {type(error).__name__}") from None
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        never_connected = isinstance(reason, ConnectionRefusedError | socket.gaierror)
+        raise EmailRetryable(f"sendgrid unreachable: {type(reason).__name__}", maybe_sent=not never_connected) from None
     headers = getattr(response, "headers", None)
     message_id = headers.get("X-Message-Id") if headers is not None else None
     return Sent(message_id=message_id)

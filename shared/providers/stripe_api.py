@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 # Stripe retries connection errors, 409 and 5xx itself, reusing the idempotency key.
 MAX_NETWORK_RETRIES = 2
-TIMEOUT_SECONDS = 20
 
 
 @functools.cache
@@ -26,7 +25,7 @@ def client() -> stripe.StripeClient:
         settings.require("stripe_secret_key"),
         base_addresses={"api": base, "connect": base, "files": base},
         max_network_retries=MAX_NETWORK_RETRIES,
-        http_client=stripe.new_default_http_client(timeout=TIMEOUT_SECONDS),
+        http_client=stripe.new_default_http_client(timeout=settings.stripe_timeout_seconds),
     )
 
 

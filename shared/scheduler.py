@@ -1,0 +1,168 @@
+"""check_deadlines' core: detect missed deadlines in batches, queue and send
+reminders, then dispatch every due consequence to trigger_consequence.
+
+Any number of overlapping runs is safe: detection takes rows with skip locked,
+and each consequence is claimed by exactly one executor.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from shared import db, notifications
+from shared.config import get_settings
+from shared.log import get_logger
+
+_logger = get_logger("threativator.scheduler")
+
+
+class CheckRequest(BaseModel):
+    source: str | None = Field(default=None, max_length=50, description="Who is calling: pg_cron, scheduler, dev")
+
+
+class CheckResult(BaseModel):
+    detected: int = 0
+    checkpoints_missed: int = 0
+    spared: int = 0
+    goals_failed: int = 0
+    consequences_created: int = 0
+    dispatched: int = 0
+    failures: int = 0
+    deferred: int = 0
+    reminders_queued: int = 0
+    notifications: dict[str, int] = Field(default_factory=dict)
+
+
+def detect(result: CheckResult, deadline: float) -> None:
+    settings = get_settings()
+    while True:
+        with db.as_service() as conn:
+            row = conn.execute(
+                "select app.detect_missed_deadlines(%s, %s, %s, %s) as counts",
+                [
+                    settings.detection_batch_size,
+                    settings.roulette_odds_numerator,
+                    settings.roulette_odds_denominator,
+                    timedelta(hours=settings.review_grace_hours),
+                ],
+            ).fetchone()
+        counts: dict[str, int] = row["counts"] if row else {}
+        result.detected += counts.get("detected", 0)
+        result.checkpoints_missed += counts.get("checkpoints_missed", 0)
+        result.spared += counts.get("spared", 0)
+        result.goals_failed += counts.get("goals_failed", 0)
+        result.consequences_created += counts.get("consequences_created", 0)
+        full = max(counts.get("checkpoints_missed", 0), counts.get("goals_failed", 0)) >= settings.detection_batch_size
+        if not full or time.monotonic() > deadline:
+            return
+
+
+def due_consequences(limit: int) -> list[UUID]:
+    with db.as_service() as conn:
+        rows = conn.execute(
+            "select id from public.consequences where (execution_status = 'pending' and next_attempt_at <= now())"
+            " or (execution_status = 'executing' and lease_expires_at < now()) order by next_attempt_at limit %s",
+            [limit],
+        ).fetchall()
+    return [r["id"] for r in rows]
+
+
+def _credential() -> str:
+    settings = get_settings()
+    if settings.dispatch_with_id_token and settings.trigger_consequence_url:
+        from google.auth.transport import requests as google_requests
+        from google.oauth2 import id_token
+
+        token: str = id_token.fetch_id_token(  # type: ignore[no-untyped-call]
+            google_requests.Request(), settings.trigger_consequence_url
+        )
+        return token
+    if settings.supabase_service_role_key is not None:
+        return settings.supabase_service_role_key.get_secret_value()
+    from shared.auth import mint_token
+
+    return mint_token(None, role="service_role", ttl_seconds=300)
+
+
+def _dispatch_one(consequence_id: UUID, credential: str) -> tuple[str, float | None]:
+    """('ok' | 'failed' | 'deferred', retry_after)."""
+    settings = get_settings()
+    if not settings.trigger_consequence_url:
+        # No function URL (local development): execute in this process.
+        from shared import engine
+        from shared.errors import ApiError
+
+        try:
+            engine.execute(consequence_id)
+        except ApiError as error:
+            return ("ok" if error.status == 409 else "failed"), None
+        return "ok", None
+    import httpx
+
+    try:
+        response = httpx.post(
+            settings.trigger_consequence_url,
+            json={"consequence_id": str(consequence_id)},
+            headers={"Authorization": f"Bearer {credential}"},
+            timeout=settings.dispatch_timeout_seconds,
+        )
+    except httpx.HTTPError:
+        return "failed", None
+    if response.status_code in (200, 409):
+        return "ok", None
+    if response.status_code in (429, 503):
+        try:
+            return "deferred", float(response.headers.get("Retry-After", "30"))
+        except ValueError:
+            return "deferred", 30.0
+    return "failed", None
+
+
+def dispatch(result: CheckResult, deadline: float) -> None:
+    settings = get_settings()
+    ids = due_consequences(settings.dispatch_limit)
+    if not ids:
+        return
+    credential = _credential()
+    lock = threading.Lock()
+    backoff_until = [0.0]
+
+    def run_one(consequence_id: UUID) -> str:
+        # Honour Retry-After: once the executor asks us to wait, the rest waits for the next run.
+        with lock:
+            if time.monotonic() < backoff_until[0] or time.monotonic() > deadline:
+                return "deferred"
+        outcome, retry_after = _dispatch_one(consequence_id, credential)
+        if retry_after:
+            with lock:
+                backoff_until[0] = max(backoff_until[0], time.monotonic() + retry_after)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=settings.dispatch_concurrency) as pool:
+        for outcome in pool.map(run_one, ids):
+            if outcome == "ok":
+                result.dispatched += 1
+            elif outcome == "failed":
+                result.failures += 1
+            else:
+                result.deferred += 1
+
+
+def run(_: CheckRequest | None = None) -> CheckResult:
+    settings = get_settings()
+    deadline = time.monotonic() + settings.check_deadlines_time_budget_seconds
+    result = CheckResult()
+    detect(result, deadline)
+    result.reminders_queued = notifications.queue_reminders()
+    result.notifications = notifications.send_due()
+    dispatch(result, deadline)
+    fields: dict[str, Any] = result.model_dump()
+    _logger.info("deadline check", extra={"fields": fields})
+    return result

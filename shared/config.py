@@ -104,6 +104,21 @@ class Settings(BaseSettings):
     functions_service_account: str | None = None
     google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
+    # Grading (Gemini through google-genai) and proof intake
+    gemini_api_key: SecretStr | None = None
+    gemini_model: str = "gemini-3.6-flash"
+    grading_temperature: float = Field(default=0.1, ge=0, le=2)
+    grading_confidence_threshold: float = Field(default=0.7, ge=0, le=1)
+    gemini_timeout_ms: int = Field(default=30_000, gt=0)
+    gemini_retry_attempts: int = Field(default=4, ge=1, le=10)
+    gemini_retry_initial_delay: float = Field(default=1.0, ge=0)
+    gemini_retry_max_delay: float = Field(default=8.0, ge=0)
+    grading_max_proof_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    url_fetch_max_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    url_fetch_timeout_seconds: float = Field(default=10.0, gt=0)
+    submission_bucket: str = "proofs"
+    witness_link_ttl_hours: int = Field(default=168, gt=0)
+
     # Provider base URLs: tests and local development point the SDKs at loopback.
     gemini_api_base: str = "https://generativelanguage.googleapis.com"
     stripe_api_base: str = "https://api.stripe.com"

@@ -28,6 +28,22 @@ Json = Jsonb  # wrap a dict to bind it as jsonb
 # Errors that mean "the database cannot be reached right now": the http wrapper
 # answers 503 for them, so callers retry instead of seeing a crash.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (psycopg.OperationalError, PoolTimeout)
+# SQLSTATE classes of an unreachable or restarting server: connection exceptions,
+# insufficient resources, operator intervention (shutdown, crash recovery).
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True for a lost or refused connection, a full pool, or a server going down."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, psycopg.Error):
+        return False
+    sqlstate = error.sqlstate
+    if sqlstate is None:
+        return isinstance(error, psycopg.OperationalError)
+    return sqlstate[:2] in _UNAVAILABLE_CLASSES
+
 
 _pool: ConnectionPool[Connection] | None = None
 _pool_lock = threading.Lock()

@@ -22,10 +22,9 @@ import psycopg
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared import log
+from shared import db, log
 from shared.auth import Caller, authenticate, authenticate_service
 from shared.config import ConfigError, Settings, get_settings
-from shared.db import UNAVAILABLE_ERRORS
 from shared.errors import ApiError, bad_request, forbidden, unavailable
 
 B = TypeVar("B")
@@ -39,6 +38,7 @@ class Auth(StrEnum):
     USER = "user"  # a signed-in user's JWT
     SERVICE = "service"  # a service_role JWT: scheduler, pg_net, other functions
     USER_OR_SERVICE = "user_or_service"
+    OPTIONAL = "optional"  # verified when present; the handler decides what each action needs
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,8 @@ def _authorize(request: flask.Request, auth: Auth) -> Caller | None:
     if auth is Auth.NONE:
         return None
     header = request.headers.get("Authorization")
+    if auth is Auth.OPTIONAL and not header:
+        return None
     caller = authenticate_service(header) if auth is Auth.SERVICE else authenticate(header)
     if auth is Auth.SERVICE and not caller.is_service:
         raise forbidden("this function accepts service callers only")
@@ -237,12 +239,12 @@ def endpoint(
             except RequestEntityTooLarge:
                 too_large = ApiError(413, "payload_too_large", "the body is too large")
                 response = _json_response(too_large.body(), too_large.status)
-            except UNAVAILABLE_ERRORS:
-                _logger.warning("database unavailable", extra={"fields": {"function": name, "trace": trace}})
-                outage = unavailable("the service is briefly unavailable; retry shortly")
-                response = _json_response(outage.body(), outage.status, outage.headers)
             except psycopg.Error as db_error:
+                # Our own refusals first: psycopg files some of them (class 55) under OperationalError.
                 mapped = database_rule_error(db_error)
+                if mapped is None and db.is_unavailable(db_error):
+                    _logger.warning("database unavailable", extra={"fields": {"function": name, "trace": trace}})
+                    mapped = unavailable("the service is briefly unavailable; retry shortly")
                 if mapped is None:
                     _logger.exception(
                         "database error",

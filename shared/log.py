@@ -64,8 +64,23 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
-    # These SDKs log request headers or bodies (tokens, keys) at debug level.
-    for noisy in ("tweepy", "python_http_client", "stripe", "httpx", "httpcore", "urllib3", "google"):
+    # These SDKs log request headers or bodies (tokens, keys, proof content) below WARNING;
+    # google_genai's retry messages carry the whole request body at INFO.
+    for noisy in (
+        "tweepy",
+        "python_http_client",
+        "stripe",
+        "httpx",
+        "httpcore",
+        "urllib3",
+        "google",
+        "google_genai",
+        "tenacity",
+        "supabase",
+        "storage3",
+        "postgrest",
+        "hpack",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True
 

@@ -12,7 +12,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from shared import auth, config, db, localdb, migrate
-from shared.providers import stripe_api
+from shared.providers import gemini, stripe_api
 from tests.ledger_invariants import assert_ledger_invariants
 
 TEST_JWT_SECRET = "test-jwt-secret-for-threativator-tests-only-0123456789"
@@ -28,6 +28,7 @@ def _clear_caches() -> None:
     config.get_settings.cache_clear()
     auth._jwks_client.cache_clear()
     stripe_api.client.cache_clear()
+    gemini.client.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +89,7 @@ truncate table auth.users, public.users, public.goals, public.checkpoints, publi
   public.kompromat, public.contacts, public.consequences, public.team_members, public.audit_log,
   public.holding_cells, public.ledger_entries, public.withdrawals, public.withdrawal_refunds,
   public.stripe_events, public.x_connections, public.x_oauth_states, public.notifications, public.dev_outbox,
-  public.roulette_rolls, public.consequence_deliveries
+  public.roulette_rolls, public.consequence_deliveries, public.witness_requests
   restart identity cascade
 """
 

@@ -296,3 +296,72 @@ def stripe_event(event_type: str, obj: dict[str, Any], event_id: str | None = No
             "data": {"object": obj},
         }
     ).encode()
+
+
+@dataclass
+class FakeGemini(_Faulty):
+    """generateContent for any model. Answers come from `script` in order (a verdict dict, raw text for
+    malformed output, an HTTP status, or "timeout"), then `default`."""
+
+    server: HTTPServer | None = None
+    calls: list[Recorded] = field(default_factory=list)
+    script: list[Any] = field(default_factory=list)
+    default: Any = None
+    delay: float = 0.0
+
+    def install(self) -> FakeGemini:
+        import re
+
+        assert self.server is not None
+        self.server.expect_request(
+            re.compile(r"^/v1(beta)?/models/[^/]+:generateContent$"), method="POST"
+        ).respond_with_handler(self._generate)
+        return self
+
+    def _generate(self, request: Request) -> Response:
+        with self.lock:
+            self.calls.append(Recorded(request.path, {}, dict(request.headers), json=request.get_json()))
+            answer = self.script.pop(0) if self.script else self.default
+        if self.delay:
+            time.sleep(self.delay)
+        if answer == "timeout":
+            time.sleep(self.timeout_delay)
+            answer = self.default
+        if isinstance(answer, int):
+            return Response(
+                json.dumps({"error": {"code": answer, "message": "injected", "status": "UNAVAILABLE"}}),
+                status=answer,
+                content_type="application/json",
+            )
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        body = {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
+            "modelVersion": "fake",
+        }
+        return Response(json.dumps(body), content_type="application/json")
+
+
+@dataclass
+class FakeStorage:
+    """Supabase Storage's object download: GET /storage/v1/object/<bucket>/<path>."""
+
+    server: HTTPServer
+    objects: dict[str, bytes] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+
+    def install(self) -> FakeStorage:
+        import re
+
+        self.server.expect_request(re.compile(r"^/storage/v1/object/.+"), method="GET").respond_with_handler(self._get)
+        return self
+
+    def _get(self, request: Request) -> Response:
+        self.requests.append(Recorded(request.path, {}, dict(request.headers)))
+        key = request.path[len("/storage/v1/object/") :]
+        if key not in self.objects:
+            return Response(
+                json.dumps({"statusCode": "404", "error": "not_found", "message": "Object not found"}),
+                status=400,
+                content_type="application/json",
+            )
+        return Response(self.objects[key], content_type="application/octet-stream")

@@ -50,6 +50,8 @@ def _row(owner: Conn, table: str, row_id: UUID) -> dict[str, Any] | None:
 
 
 SUBMISSION_GRADING = [
+    "vouched_by = user_id",
+    "vouched_at = now()",
     "status = 'passed'",
     "ai_analysis_result = '{\"passed\": true}'",
     "human_verdict = 'pass'",

@@ -240,6 +240,14 @@ TABLES: dict[str, dict[str, str]] = {
         " values (%(consequence)s, 'email', 'forged@example.com')",
         "snapshot": "select * from public.consequence_deliveries order by id",
     },
+    "witness_requests": {
+        "select": "select id from public.witness_requests",
+        "update": "update public.witness_requests set used_at = null",
+        "delete": "delete from public.witness_requests",
+        "insert": "insert into public.witness_requests (submission_id, contact_id, expires_at)"
+        " values (%(submission)s, %(contact)s, now() + interval '1 year')",
+        "snapshot": "select * from public.witness_requests order by id",
+    },
     "audit_log": {
         "select": "select id from public.audit_log where user_id = %(alice)s",
         "update": "update public.audit_log set action = 'pwned' where user_id = %(alice)s",
@@ -326,6 +334,7 @@ OWNER_EXPECTED = {
     "dev_outbox": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "roulette_rolls": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
     "consequence_deliveries": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "witness_requests": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
 }
 
 

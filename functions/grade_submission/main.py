@@ -1,0 +1,16 @@
+"""grade_submission: grade proof (owner or service), record a witness verdict (signed link), or vouch."""
+
+from __future__ import annotations
+
+import functions_framework
+
+from shared import grading
+from shared.http import Auth, Call, endpoint
+
+
+@functions_framework.http
+@endpoint("grade_submission", body=grading.GradingRequest, auth=Auth.OPTIONAL)
+def grade_submission(
+    call: Call[grading.GradeRequest | grading.WitnessVerdictRequest | grading.VouchRequest],
+) -> grading.GradeResponse:
+    return grading.handle(call.body, call.caller)

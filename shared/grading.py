@@ -1,0 +1,317 @@
+"""grade_submission's core: AI grading, the human witness, and vouching.
+
+The submission, checkpoint, goal and rubric always come from the database;
+nothing in the request body is trusted about them. A submission is claimed
+for one grader (app.begin_grading), so concurrent requests make one model call
+and record one result.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Discriminator, Field, Tag
+
+from shared import db, injection, links, notifications, proof
+from shared.auth import Caller
+from shared.config import ConfigError, get_settings
+from shared.errors import ApiError, bad_request, conflict, forbidden, not_found, unauthorized, unavailable
+from shared.log import get_logger
+
+_logger = get_logger("threativator.grading")
+GRADED = frozenset({"passed", "failed", "needs_review", "awaiting_witness"})
+
+
+class GradeRequest(BaseModel):
+    action: Literal["grade"] = "grade"
+    submission_id: UUID
+    force: bool = Field(default=False, description="Re-grade a graded submission (service callers only)")
+
+
+class WitnessVerdictRequest(BaseModel):
+    action: Literal["witness_verdict"]
+    token: str = Field(min_length=20, max_length=2000)
+    verdict: Literal["pass", "fail"]
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class VouchRequest(BaseModel):
+    action: Literal["vouch"]
+    submission_id: UUID
+
+
+def _action(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("action", "grade"))
+    return str(getattr(value, "action", "grade"))
+
+
+GradingRequest = Annotated[
+    Annotated[GradeRequest, Tag("grade")]
+    | Annotated[WitnessVerdictRequest, Tag("witness_verdict")]
+    | Annotated[VouchRequest, Tag("vouch")],
+    Discriminator(_action),
+]
+
+
+class GradeResponse(BaseModel):
+    submission_id: UUID
+    status: str
+    result: dict[str, Any] | None = None
+    human_verdict: str | None = None
+    graded_at: datetime | None = None
+    cached: bool = False
+
+
+def handle(body: GradeRequest | WitnessVerdictRequest | VouchRequest, caller: Caller | None) -> GradeResponse:
+    if isinstance(body, WitnessVerdictRequest):
+        return witness_verdict(body)
+    if caller is None:
+        raise unauthorized()
+    if isinstance(body, VouchRequest):
+        if caller.user_id is None:
+            raise forbidden("vouching is done by a signed-in user")
+        return vouch(body.submission_id, caller.user_id)
+    return grade(body.submission_id, caller, force=body.force)
+
+
+# -----------------------------------------------------------------------------
+# Loading and recording
+# -----------------------------------------------------------------------------
+def _load(submission_id: UUID) -> dict[str, Any]:
+    with db.as_service() as conn:
+        row = conn.execute(
+            "select s.*, s.status::text as status, cp.deadline, cp.title as checkpoint_title, cp.requirements,"
+            " g.id as goal_id, g.title as goal_title, g.grading_rubric, g.referee_type::text as referee_type,"
+            " g.witness_contact_id, g.user_id as owner_id"
+            " from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id"
+            " join public.goals g on g.id = cp.goal_id where s.id = %s",
+            [submission_id],
+        ).fetchone()
+    if row is None:
+        raise not_found("no such submission")
+    return row
+
+
+def _view(row: dict[str, Any], cached: bool) -> GradeResponse:
+    return GradeResponse(
+        submission_id=row["id"],
+        status=str(row["status"]),
+        result=row["ai_analysis_result"],
+        human_verdict=str(row["human_verdict"]) if row["human_verdict"] else None,
+        graded_at=row["graded_at"],
+        cached=cached,
+    )
+
+
+def _record(submission_id: UUID, status: str, result: dict[str, Any] | None, *, force: bool = False) -> dict[str, Any]:
+    with db.as_service() as conn:
+        row = conn.execute(
+            "select * from app.record_grade(%s, %s, %s, null, %s)",
+            [submission_id, status, db.Json(result) if result is not None else None, force],
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def _notify(sub: dict[str, Any], status: str, feedback: str | None = None) -> None:
+    outcome = status if status in ("passed", "failed", "needs_review", "awaiting_witness") else "needs_review"
+    data = notifications.SubmissionResultData.model_validate(
+        {
+            "submission_id": sub["id"],
+            "goal_title": sub["goal_title"],
+            "checkpoint_title": sub["checkpoint_title"],
+            "outcome": outcome,
+            "feedback": feedback[:2000] if feedback else None,
+        }
+    )
+    try:
+        notifications.request(
+            notifications.SubmissionResult(
+                type="submission_result",
+                user_id=sub["user_id"],
+                template_data=data,
+                dedupe_key=f"submission_result:{sub['id']}:{outcome}",
+            )
+        )
+    except Exception:
+        _logger.exception("submission result notice not sent", extra={"fields": {"submission_id": str(sub["id"])}})
+
+
+# -----------------------------------------------------------------------------
+# Grading
+# -----------------------------------------------------------------------------
+def grade(submission_id: UUID, caller: Caller, *, force: bool = False) -> GradeResponse:
+    sub = _load(submission_id)
+    if not caller.is_service and sub["user_id"] != caller.user_id:
+        raise not_found("no such submission")
+    if force and not caller.is_service:
+        raise forbidden("only the service can force a re-grade")
+    if sub["status"] in GRADED and not force:
+        return _view(sub, cached=True)
+    with db.as_service() as conn:
+        claimed = conn.execute("select * from app.begin_grading(%s, %s)", [submission_id, force]).fetchone()
+    if claimed is None or claimed["id"] is None:
+        current = _load(submission_id)
+        if current["status"] == "grading":
+            raise conflict("this submission is being graded; ask again shortly")
+        return _view(current, cached=True)
+    try:
+        status, result = _decide(sub)
+        row = _record(submission_id, status, result, force=force)
+    except BaseException:
+        # Whatever stopped the grading, the submission goes back to pending for a retry.
+        _abort(submission_id)
+        raise
+    _notify(sub, status, (result or {}).get("feedback") or (result or {}).get("reason"))
+    return _view(row, cached=False)
+
+
+def _abort(submission_id: UUID) -> None:
+    with db.as_service() as conn:
+        conn.execute("select app.abort_grading(%s)", [submission_id])
+
+
+def _decide(sub: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(status, result) for a claimed submission."""
+    if sub["submitted_at"] > sub["deadline"]:
+        return "failed", {"outcome": "failed", "reason": "submitted after the checkpoint deadline"}
+    if sub["referee_type"] == "human_witness":
+        return _ask_witness(sub, {"outcome": "awaiting_witness"})
+    return _ai_grade(sub)
+
+
+def _needs_review(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Low confidence or suspicion: the witness decides if there is one; otherwise the user may resubmit."""
+    result = {**result, "outcome": "needs_review"}
+    if sub["witness_contact_id"] is not None:
+        try:
+            return _ask_witness(sub, result)
+        except ApiError:
+            pass
+    return "needs_review", result
+
+
+def _ai_grade(sub: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    from shared.providers import gemini
+
+    settings = get_settings()
+    if settings.gemini_api_key is None and settings.providers_dry():
+        return "needs_review", {"outcome": "needs_review", "reason": "grader not configured"}
+    try:
+        evidence = _acquire(sub)
+    except proof.ProofRefused as refused:
+        return _needs_review(sub, {"reason": str(refused)})
+    base = {"model": settings.gemini_model, "prompt_version": gemini.PROMPT_VERSION, "proof_sha256": evidence.sha256}
+    suspected = injection.suspicious(evidence)
+    try:
+        verdict = gemini.judge(sub["grading_rubric"], sub["requirements"], evidence)
+        if verdict is None:  # malformed output: one more try
+            verdict = gemini.judge(sub["grading_rubric"], sub["requirements"], evidence)
+    except gemini.GraderUnavailable:
+        raise unavailable(
+            "the grader is unavailable; the submission stays pending, try again shortly", retry_after_seconds=30
+        ) from None
+    except gemini.GraderRefused as refused:
+        return _needs_review(sub, {**base, "reason": str(refused)})
+    if verdict is None:
+        return _needs_review(sub, {**base, "reason": "the grader's answer was malformed"})
+    result = {**base, **verdict.model_dump(), "injection_suspected": suspected}
+    if verdict.instructions_in_proof or suspected:
+        # Proof that talks to the grader never passes on the AI's word.
+        if verdict.passed:
+            return _needs_review(sub, {**result, "reason": "the proof appears to address the grader"})
+        return "failed", {**result, "outcome": "failed"}
+    if verdict.confidence < settings.grading_confidence_threshold:
+        return _needs_review(sub, {**result, "reason": "the grader was not confident"})
+    status = "passed" if verdict.passed else "failed"
+    return status, {**result, "outcome": status}
+
+
+def _acquire(sub: dict[str, Any]) -> proof.Proof:
+    if sub["submission_type"] == "url":
+        return proof.fetch(sub["external_url"])
+    try:
+        data = proof.download(sub["file_path"])
+    except ConfigError:
+        raise
+    except Exception as error:
+        # storage3 raises its own error for a missing object; a transport fault is retryable.
+        import httpx
+
+        if isinstance(error, httpx.TransportError):
+            raise unavailable("proof storage is unavailable; try again shortly") from None
+        raise proof.ProofRefused("the proof file could not be read from storage") from None
+    return proof.from_file(sub["file_path"], data)
+
+
+# -----------------------------------------------------------------------------
+# The human witness
+# -----------------------------------------------------------------------------
+def _ask_witness(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    with db.as_service() as conn:
+        witness = conn.execute(
+            "select id, verified, declined_at from public.contacts where id = %s", [sub["witness_contact_id"]]
+        ).fetchone()
+        owner = conn.execute(
+            "select coalesce(display_name, split_part(email, '@', 1)) as name from public.users where id = %s",
+            [sub["user_id"]],
+        ).fetchone()
+        if witness is None or not witness["verified"] or witness["declined_at"] is not None:
+            raise conflict("the goal's witness has not confirmed their address")
+        expires = datetime.now(UTC) + timedelta(hours=get_settings().witness_link_ttl_hours)
+        request = conn.execute(
+            "insert into public.witness_requests (submission_id, contact_id, expires_at) values (%s, %s, %s)"
+            " on conflict (submission_id) do update set expires_at = excluded.expires_at"
+            " where public.witness_requests.used_at is null returning id",
+            [sub["id"], witness["id"], expires],
+        ).fetchone()
+    if request is None:
+        raise conflict("the witness has already given a verdict")
+    notifications.request(
+        notifications.WitnessRequest(
+            type="witness_request",
+            user_id=sub["user_id"],
+            template_data=notifications.WitnessRequestData(
+                submission_id=sub["id"],
+                request_id=request["id"],
+                contact_id=witness["id"],
+                goal_title=sub["goal_title"],
+                checkpoint_title=sub["checkpoint_title"],
+                owner_name=owner["name"] if owner else "Someone",
+            ),
+        )
+    )
+    return "awaiting_witness", {**result, "witness_request_id": str(request["id"])}
+
+
+def witness_verdict(body: WitnessVerdictRequest) -> GradeResponse:
+    try:
+        claims = links.read_witness_token(body.token)
+    except links.LinkError as error:
+        raise bad_request(str(error), code="invalid_token") from None
+    if claims["verdict"] != body.verdict:
+        raise bad_request("this link is for the other verdict", code="invalid_token")
+    submission_id = UUID(claims["sub"])
+    with db.as_service() as conn:
+        row = conn.execute(
+            "select * from app.record_witness_verdict(%s, %s, %s, %s)",
+            [UUID(claims["jti"]), submission_id, body.verdict, body.comment],
+        ).fetchone()
+    assert row is not None
+    sub = _load(submission_id)
+    _notify(sub, str(row["status"]), body.comment)
+    return _view(sub, cached=False)
+
+
+# -----------------------------------------------------------------------------
+# Vouching
+# -----------------------------------------------------------------------------
+def vouch(submission_id: UUID, voucher: UUID) -> GradeResponse:
+    with db.as_service() as conn:
+        conn.execute("select app.record_vouch(%s, %s)", [submission_id, voucher])
+    sub = _load(submission_id)
+    _notify(sub, "passed", "Another Threativator user vouched for your proof.")
+    return _view(sub, cached=False)

@@ -80,6 +80,81 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    """Write (or, with --check, compare) openapi.json, generated from the functions."""
+    from shared import openapi
+
+    text = openapi.render(openapi.build())
+    if args.check:
+        current = openapi.SPEC_PATH.read_text() if openapi.SPEC_PATH.exists() else ""
+        if current != text:
+            print("openapi.json is out of date; run `threativator openapi`", file=sys.stderr)
+            return 1
+        return 0
+    if args.stdout:
+        print(text, end="")
+    else:
+        openapi.SPEC_PATH.write_text(text)
+        print(f"wrote {openapi.SPEC_PATH}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the scripted story against the running stack (`make dev` in another terminal)."""
+    from shared import demo, localdb
+
+    url = os.environ.get("DATABASE_URL") or localdb.url()
+    if url is None:
+        print("demo: no database; start `make dev` first", file=sys.stderr)
+        return 1
+    _dev_defaults(url)
+    demo.run(args.base_url.rstrip("/"), fast=args.fast)
+    return 0
+
+
+BUCKETS_SQL = """\
+insert into storage.buckets (id, name, public) values ('proofs', 'proofs', false) on conflict (id) do nothing;
+create policy "Users can upload proof into their own folder."
+  on storage.objects for insert to authenticated
+  with check (bucket_id = 'proofs' and (storage.foldername(name))[1] = (select auth.uid())::text);
+create policy "Users can read their own proof."
+  on storage.objects for select to authenticated
+  using (bucket_id = 'proofs' and (storage.foldername(name))[1] = (select auth.uid())::text);
+"""
+
+
+def cmd_buckets(args: argparse.Namespace) -> int:
+    """Print (or apply to DATABASE_URL) the Storage bucket and its policies."""
+    if args.print_sql:
+        print(BUCKETS_SQL, end="")
+        return 0
+    import psycopg
+
+    with psycopg.connect(_database_url(None)) as conn:
+        conn.execute(BUCKETS_SQL)
+    print("proofs bucket and policies created")
+    return 0
+
+
+def cmd_vault_store(args: argparse.Namespace) -> int:
+    """Store check_deadlines' URL and the service key in Supabase Vault for the pg_cron job."""
+    import psycopg
+
+    key = os.environ.get("SUPABASE_SERVICE_ROLE_KEY")
+    if not key:
+        print("vault-store: SUPABASE_SERVICE_ROLE_KEY is not set", file=sys.stderr)
+        return 1
+    with psycopg.connect(_database_url(None)) as conn:
+        for name, value in (("check_deadlines_url", args.check_deadlines_url), ("check_deadlines_service_key", key)):
+            existing = conn.execute("select id from vault.secrets where name = %s", [name]).fetchone()
+            if existing:
+                conn.execute("select vault.update_secret(%s, %s)", [existing[0], value])
+            else:
+                conn.execute("select vault.create_secret(%s, %s)", [value, name])
+    print("stored check_deadlines_url and check_deadlines_service_key in Vault")
+    return 0
+
+
 def cmd_seed(_: argparse.Namespace) -> int:
     from shared.seed import seed_demo
 
@@ -122,7 +197,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     """Start the database, migrate, seed, print a token, and serve until Ctrl-C."""
     from shared import localdb, migrate
     from shared.auth import mint_token
-    from shared.devserver import function_sources, serve
+    from shared.devserver import dev_cron_seconds, function_sources, provider_modes, serve
     from shared.seed import seed_demo
 
     started_here = "DATABASE_URL" not in os.environ
@@ -133,13 +208,19 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"database ready under {localdb.state_dir()} ({len(applied)} new migration(s))")
         demo = seed_demo()
         token = mint_token(demo["user_id"], email=demo["email"], ttl_seconds=7 * 24 * 3600)
-        print(f"demo user {demo['user_id']} <{demo['email']}>, goal {demo['goal_id']}")
-        print(f"development JWT (7 days):\n{token}")
         base = f"http://127.0.0.1:{args.port}"
+        cron = dev_cron_seconds()
+        print("=" * 72)
+        print("Threativator local stack")
+        print("providers: " + ", ".join(f"{name} {mode}" for name, mode in provider_modes().items()))
+        print(f"scheduler: check_deadlines every {cron:g}s (DEV_CRON_SECONDS)")
+        print(f"operator page: {base}/    health: {base}/healthz")
         for name in function_sources():
             print(f"  {base}/{name}")
-        print(f"  {base}/healthz")
-        serve(port=args.port)
+        print(f"demo user {demo['user_id']} <{demo['email']}>, goal {demo['goal_id']}")
+        print(f"development JWT (7 days):\n{token}")
+        print("=" * 72, flush=True)
+        serve(port=args.port, scheduler_seconds=cron if cron > 0 else None)
     except KeyboardInterrupt:
         pass
     finally:
@@ -172,6 +253,24 @@ def build_parser() -> argparse.ArgumentParser:
     rot = sub.add_parser("rotate-keys", help="re-encrypt vault items to the newest key")
     rot.add_argument("--batch-size", type=int, default=100)
     rot.set_defaults(func=cmd_rotate_keys)
+
+    api = sub.add_parser("openapi", help="generate openapi.json from the functions")
+    api.add_argument("--check", action="store_true", help="fail when the committed file differs")
+    api.add_argument("--stdout", action="store_true")
+    api.set_defaults(func=cmd_openapi)
+
+    dem = sub.add_parser("demo", help="a narrated story against the running local stack")
+    dem.add_argument("--base-url", default=f"http://127.0.0.1:{DEV_PORT}")
+    dem.add_argument("--fast", action="store_true", help="wind the clock forward instead of waiting two minutes")
+    dem.set_defaults(func=cmd_demo)
+
+    bkt = sub.add_parser("buckets", help="the Storage bucket for proof files and its policies")
+    bkt.add_argument("--print-sql", action="store_true", help="print the SQL instead of applying it")
+    bkt.set_defaults(func=cmd_buckets)
+
+    vlt = sub.add_parser("vault-store", help="store check_deadlines' URL and the service key in Supabase Vault")
+    vlt.add_argument("--check-deadlines-url", required=True)
+    vlt.set_defaults(func=cmd_vault_store)
 
     seed = sub.add_parser("seed", help="create the demo user, contacts and goal")
     seed.set_defaults(func=cmd_seed)

@@ -378,6 +378,17 @@ def _humiliate_on_x(row: dict[str, Any]) -> str:
     from shared import x_oauth
 
     delivery = _deliveries(row, "x", [(None, "x")])[0]
+    settings = get_settings()
+    if settings.x_client_id is None and settings.providers_dry() and delivery["status"] == "queued":
+        story = _story(row)
+        with db.as_service() as conn:
+            conn.execute(
+                "insert into public.dev_outbox (channel, recipient, summary, payload) values ('x', %s, %s, %s)",
+                [str(row["user_id"]), f"post about {story.goal_title}", db.Json({"consequence_id": str(row["id"])})],
+            )
+        print(f"[outbox] X post for {story.goal_title}", flush=True)
+        _mark(delivery["id"], "sent", reference="dry-post")
+        return "x:dry-post"
     if delivery["status"] in ("sent", "uncertain"):
         return f"x:{delivery['provider_reference'] or 'uncertain'}"
     if delivery["status"] == "failed":

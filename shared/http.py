@@ -62,6 +62,22 @@ class Reply:
 
 Handler = Callable[[Call[Any]], Any]
 
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    """What the OpenAPI document says about a function; registered by `endpoint`."""
+
+    name: str
+    body: Any
+    auth: Auth
+    methods: tuple[str, ...]
+    content_types: tuple[str, ...]
+    raw_content_types: tuple[str, ...]
+    handler: Handler
+
+
+REGISTRY: dict[str, EndpointInfo] = {}
+
 # Postgres errors our triggers and state functions raise on purpose, by SQLSTATE.
 # Their primary messages are written by us or name only a constraint, never a value.
 _DB_RULE_STATUS = {
@@ -190,6 +206,8 @@ def endpoint(
     adapter: TypeAdapter[Any] | None = TypeAdapter(body) if body is not None else None
 
     def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
+        REGISTRY[name] = EndpointInfo(name, body, auth, methods, content_types, raw_content_types, handler)
+
         @functools.wraps(handler)
         def wrapper(request: flask.Request) -> flask.Response:
             started = time.perf_counter()

@@ -165,4 +165,6 @@ def run(_: CheckRequest | None = None) -> CheckResult:
     dispatch(result, deadline)
     fields: dict[str, Any] = result.model_dump()
     _logger.info("deadline check", extra={"fields": fields})
+    with db.as_service() as conn:
+        conn.execute("select app.audit('scheduler', null, 'run', null, %s)", [db.Json(fields)])
     return result

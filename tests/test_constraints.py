@@ -243,3 +243,21 @@ def test_auth_user_trigger_creates_profile_and_follows_email(owner: Conn) -> Non
     owner.execute("update auth.users set email = 'dora.new@example.com' where id = %s", [user])
     row = owner.execute("select email from public.users where id = %s", [user]).fetchone()
     assert row == {"email": "dora.new@example.com"}
+
+
+def test_constraint_proof_file_must_be_in_the_owners_folder(owner: Conn) -> None:
+    alice, bob = f.user(owner, "alice"), f.user(owner, "bob")
+    checkpoint = f.checkpoint_ids(owner, f.goal(owner, alice))[0]
+    for path in (f"{bob}/their-proof.pdf", "shared/proof.pdf", f"{alice}/../{bob}/x.pdf"):
+        with pytest.raises(psycopg.Error, match="submissions_file_in_owners_folder"), db.as_user(alice) as conn:
+            conn.execute(
+                "insert into public.submissions (checkpoint_id, user_id, submission_type, file_path)"
+                " values (%s, %s, 'file', %s)",
+                [checkpoint, alice, path],
+            )
+    with db.as_user(alice) as conn:
+        conn.execute(
+            "insert into public.submissions (checkpoint_id, user_id, submission_type, file_path)"
+            " values (%s, %s, 'file', %s)",
+            [checkpoint, alice, f"{alice}/draft.pdf"],
+        )

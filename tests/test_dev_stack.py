@@ -35,7 +35,7 @@ def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Pat
     home = tmp_path / "home"
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SUPABASE_", "ENVIRONMENT"))}
-    env.update(THREATIVATOR_HOME=str(home), PYTHONUNBUFFERED="1")
+    env.update(THREATIVATOR_HOME=str(home), PYTHONUNBUFFERED="1", DEV_CRON_SECONDS="2")
     proc = subprocess.Popen(
         [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)],
         cwd=repo_root,
@@ -61,10 +61,36 @@ def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Pat
             "migrations": {"applied": True, "pending": []},
         }
         assert localdb.url(home / "pgdata") is not None
+        _run_demo_and_check_the_outbox(repo_root, env, port)
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     assert "development JWT" in output
+    assert "providers: stripe dry, sendgrid dry, gemini dry (needs_review), x dry" in output
+    assert "[scheduler]" in output or '"function": "check_deadlines"' in output
     assert "local database stopped" in output
     assert localdb.url(home / "pgdata") is None
+
+
+def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: int) -> None:
+    demo = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "demo", "--fast", "--base-url", f"http://127.0.0.1:{port}"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    story = demo.stdout
+    for step in ("[1] A user signs up", "[3] A submission", "[5] The scheduler runs", "[7] The user's notifications"):
+        assert step in story
+    assert "transfer: $30.00 to GiveDirectly" in story
+    assert "email: Dana Demo missed a deadline → carl.critic@example.com" in story
+    assert "consequence_notification: sent" in story
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+        page = response.read().decode()
+    assert "<h2>Outbox (what would have been sent)</h2>" in page
+    assert "$30.00 to GiveDirectly" in page and "carl.critic@example.com" in page
+    assert "Write the demo chapter" in page and "Last scheduler runs" in page

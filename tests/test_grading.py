@@ -81,8 +81,9 @@ def alice(owner: Conn) -> UUID:
 
 
 def file_submission(
-    owner: Conn, stack: Stack, user: UUID, content: bytes, path: str = "alice/draft.png", **goal: Any
+    owner: Conn, stack: Stack, user: UUID, content: bytes, path: str = "drafts/draft.png", **goal: Any
 ) -> UUID:
+    path = f"{user}/{path}"  # proof lives in its owner's folder
     stack.storage.objects[f"proofs/{path}"] = content
     checkpoint = f.checkpoint_ids(owner, f.goal(owner, user, **goal))[0]
     row = owner.execute(

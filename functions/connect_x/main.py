@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functions_framework
-from pydantic import BaseModel
 
 from shared import x_oauth
 from shared.http import Auth, Call, endpoint
@@ -13,7 +12,7 @@ from shared.http import Auth, Call, endpoint
 @endpoint("connect_x", body=x_oauth.ConnectXRequest, auth=Auth.USER)
 def connect_x(
     call: Call[x_oauth.StartRequest | x_oauth.CallbackRequest | x_oauth.DisconnectRequest],
-) -> BaseModel:
+) -> x_oauth.StartResponse | x_oauth.ConnectionResponse:
     assert call.caller is not None and call.caller.user_id is not None
     user_id, body = call.caller.user_id, call.body
     if isinstance(body, x_oauth.CallbackRequest):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functions_framework
-from pydantic import BaseModel
 
 from shared import holding_cell as cell
 from shared.http import Auth, Call, endpoint
@@ -11,7 +10,9 @@ from shared.http import Auth, Call, endpoint
 
 @functions_framework.http
 @endpoint("holding_cell", body=cell.HoldingCellRequest, auth=Auth.USER)
-def holding_cell(call: Call[cell.DepositRequest | cell.WithdrawRequest | cell.BalanceRequest]) -> BaseModel:
+def holding_cell(
+    call: Call[cell.DepositRequest | cell.WithdrawRequest | cell.BalanceRequest],
+) -> cell.DepositResponse | cell.WithdrawResponse | cell.Balance:
     assert call.caller is not None and call.caller.user_id is not None
     user_id, body = call.caller.user_id, call.body
     if isinstance(body, cell.DepositRequest):

@@ -1,0 +1,177 @@
+"""`threativator demo`: a scripted story against the running local stack, narrated.
+
+A user sets a goal due in two minutes, submits proof for one checkpoint, misses
+the next (the roulette rolls) and misses the final deadline (the rest of the
+stake goes to charity, the kompromat to a contact). Each step shows its
+request and what came of it. Development only: it writes to the database
+directly where a real user would use the frontend and Stripe.js.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared import db
+from shared.auth import mint_token
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"demo kompromat, not a real photo" * 4
+
+
+class Narrator:
+    def __init__(self) -> None:
+        self.step = 0
+
+    def title(self, text: str) -> None:
+        self.step += 1
+        print(f"\n[{self.step}] {text}", flush=True)
+
+    def say(self, text: str) -> None:
+        print(f"    {text}", flush=True)
+
+    def request(self, method: str, path: str, body: Any, response: Any) -> None:
+        shown = json.dumps(body)[:160] if body is not None else ""
+        print(f"    → {method} {path} {shown}", flush=True)
+        print(f"    ← {response.status_code} {json.dumps(response.json())[:300]}", flush=True)
+
+
+def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, Any]:
+    import httpx
+
+    say = Narrator()
+    http = httpx.Client(base_url=base_url, timeout=120)
+    service = {"Authorization": f"Bearer {mint_token(None, role='service_role', ttl_seconds=900)}"}
+
+    say.title("A user signs up and gets ready to be held to account")
+    user_id = uuid.uuid4()
+    email = f"demo-{user_id.hex[:8]}@threativator.local"
+    with db.transaction() as conn:
+        conn.execute("insert into auth.users (id, email, email_confirmed_at) values (%s, %s, now())", [user_id, email])
+        conn.execute("update public.users set display_name = 'Dana Demo' where id = %s", [user_id])
+        conn.execute(
+            "insert into public.contacts (user_id, name, email, role, verified, verified_at)"
+            " values (%s, 'Carl Critic', 'carl.critic@example.com', '{consequence_target}', true, now())",
+            [user_id],
+        )
+        conn.execute("select app.credit_deposit(%s, 3000, %s)", [user_id, f"pi_demo_{user_id.hex[:12]}"])
+    user = {"Authorization": f"Bearer {mint_token(str(user_id), email=email, ttl_seconds=900)}"}
+    say.say(f"user {email}; contact Carl Critic (verified); $30.00 deposited (a simulated Stripe webhook)")
+    kompromat = {}
+    for severity in ("minor", "major"):
+        response = http.post(
+            "/upload_kompromat",
+            headers=user,
+            data={"severity": severity},
+            files={"file": (f"{severity}.png", PNG, "image/png")},
+        )
+        say.request("POST", "/upload_kompromat", {"severity": severity, "file": f"{severity}.png"}, response)
+        kompromat[severity] = response.json()["id"]
+    balance = http.post("/holding_cell", headers=user, json={"action": "balance"})
+    say.request("POST", "/holding_cell", {"action": "balance"}, balance)
+
+    say.title("A goal due in two minutes, with two checkpoints and $30.00 at stake")
+    now = datetime.now(UTC)
+    with db.as_user(user_id, email=email) as conn:
+        goal = conn.execute(
+            "insert into public.goals (user_id, title, final_deadline, grading_rubric, referee_type, monetary_stake,"
+            " charity_destination, minor_kompromat_id, major_kompromat_id) values (%s, 'Write the demo chapter',"
+            " %s, 'A chapter of at least 2,000 words', 'ai', 30.00, 'givedirectly', %s, %s) returning id",
+            [user_id, now + timedelta(minutes=2), kompromat["minor"], kompromat["major"]],
+        ).fetchone()
+        assert goal is not None
+        goal_id = goal["id"]
+        for position, minutes in ((1, 1.0), (2, 1.5)):
+            conn.execute(
+                "insert into public.checkpoints (goal_id, title, deadline, order_position) values (%s, %s, %s, %s)",
+                [goal_id, f"Checkpoint {position}", now + timedelta(minutes=minutes), position],
+            )
+    with db.as_service() as conn:
+        conn.execute("select app.activate_goal(%s)", [goal_id])
+        checkpoints = conn.execute(
+            "select id, title, deadline from public.checkpoints where goal_id = %s order by order_position", [goal_id]
+        ).fetchall()
+    for cp in checkpoints:
+        say.say(f"{cp['title']}: due {cp['deadline']:%H:%M:%S} UTC")
+    say.say("activated: $30.00 moved from available to reserved")
+
+    say.title("A submission for checkpoint 1")
+    with db.as_user(user_id, email=email) as conn:
+        submission = conn.execute(
+            "insert into public.submissions (checkpoint_id, user_id, submission_type, external_url)"
+            " values (%s, %s, 'url', 'https://example.com/my-chapter') returning id",
+            [checkpoints[0]["id"], user_id],
+        ).fetchone()
+    assert submission is not None
+    graded = http.post("/grade_submission", headers=user, json={"submission_id": str(submission["id"])})
+    say.request("POST", "/grade_submission", {"submission_id": str(submission["id"])}, graded)
+    say.say("proof made before its deadline protects the checkpoint while it is being reviewed")
+
+    say.title("The deadlines pass")
+    if fast:
+        # Everything moves back together, so proof made on time stays on time.
+        with db.transaction() as conn:
+            conn.execute(
+                "update public.submissions set submitted_at = submitted_at - interval '10 minutes'"
+                " where checkpoint_id in (select id from public.checkpoints where goal_id = %s)",
+                [goal_id],
+            )
+            conn.execute(
+                "update public.checkpoints set deadline = now() - interval '1 second' where goal_id = %s", [goal_id]
+            )
+            conn.execute(
+                "update public.goals set final_deadline = now() - interval '1 second' where id = %s", [goal_id]
+            )
+        say.say("--fast: the clock is wound forward; every deadline is now in the past")
+    else:
+        say.say(f"waiting {wait_seconds:.0f}s for the final deadline (use --fast to skip)")
+        time.sleep(wait_seconds)
+
+    say.title("The scheduler runs: a missed checkpoint, its roulette roll, and the missed final deadline")
+    checked = http.post("/check_deadlines", headers=service, json={"source": "demo"})
+    say.request("POST", "/check_deadlines", {"source": "demo"}, checked)
+    with db.as_service() as conn:
+        roll = conn.execute(
+            "select draw, odds_numerator, odds_denominator, outcome::text from public.roulette_rolls"
+            " where checkpoint_id = %s",
+            [checkpoints[1]["id"]],
+        ).fetchone()
+        consequences = conn.execute(
+            "select consequence_type::text as type, execution_status::text as status, monetary_amount,"
+            " provider_reference from public.consequences where goal_id = %s order by triggered_at",
+            [goal_id],
+        ).fetchall()
+        outbox = conn.execute(
+            "select channel, recipient, summary from public.dev_outbox where created_at >= %s order by id", [now]
+        ).fetchall()
+        notices = conn.execute(
+            "select type::text, status::text from public.notifications where user_id = %s order by created_at",
+            [user_id],
+        ).fetchall()
+        goal_status = conn.execute("select status::text from public.goals where id = %s", [goal_id]).fetchone()
+    if roll:
+        say.say(
+            f"checkpoint 2 missed; roulette drew {roll['draw']} at odds {roll['odds_numerator']}/"
+            f"{roll['odds_denominator']}: {roll['outcome']}"
+        )
+    say.say(f"goal is now {goal_status['status'] if goal_status else '?'}")
+    for c in consequences:
+        say.say(f"consequence {c['type']}: {c['status']} ({c['provider_reference'] or '-'})")
+
+    say.title("What left the building (the development outbox)")
+    for item in outbox:
+        say.say(f"{item['channel']}: {item['summary']} → {item['recipient']}")
+
+    say.title("The user's notifications")
+    for notice in notices:
+        say.say(f"{notice['type']}: {notice['status']}")
+    print("\nDone. The operator page shows it all: " + base_url + "/", flush=True)
+    return {
+        "user_id": str(user_id),
+        "goal_id": str(goal_id),
+        "consequences": consequences,
+        "outbox": outbox,
+        "notifications": notices,
+    }

@@ -1,0 +1,42 @@
+"""openapi.json is generated from the functions and committed; they must agree."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from shared import openapi
+
+
+def test_committed_openapi_matches_the_code(repo_root: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "openapi", "--check"], cwd=repo_root, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_openapi_describes_every_function_and_error(repo_root: Path) -> None:
+    spec = json.loads((repo_root / "openapi.json").read_text())
+    assert spec["openapi"] == "3.1.0"
+    names = sorted(p.parent.name for p in (repo_root / "functions").glob("*/main.py"))
+    assert sorted(path.strip("/") for path in spec["paths"]) == names
+    for path, item in spec["paths"].items():
+        operation = item["post"]
+        assert "requestBody" in operation, path
+        for code in ("400", "401", "403", "405", "413", "415", "503"):
+            assert operation["responses"][code]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorBody"
+            }
+    grade = spec["paths"]["/grade_submission"]["post"]
+    assert grade["security"] == [{}, {"bearer": []}]
+    assert spec["paths"]["/stripe_webhook"]["post"]["security"] == []
+    upload = spec["paths"]["/upload_kompromat"]["post"]["requestBody"]["content"]
+    assert list(upload) == ["multipart/form-data"]
+    notification = spec["paths"]["/send_notification"]["post"]["requestBody"]["content"]["application/json"]
+    assert notification["schema"]["discriminator"]["propertyName"] == "type"
+
+
+def test_openapi_build_is_deterministic() -> None:
+    assert openapi.render(openapi.build()) == openapi.render(openapi.build())

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install dev test lint typecheck pytest clean db-stop
+.PHONY: install dev test lint typecheck pytest bench soak clean db-stop
 
 $(STAMP): pyproject.toml uv.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -29,10 +29,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy shared tests $$(ls functions/*/main.py 2>/dev/null)
+	$(BIN)/mypy shared tests bench $$(ls functions/*/main.py 2>/dev/null)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+## make bench: the benchmarks; figures go to docs/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python -m bench.cold_start 10
+	$(BIN)/python -m bench.detection 3
+	$(BIN)/python -m bench.overhead 10
+	$(BIN)/python -m bench.dispatch 10000
+
+## make soak: the reliability suite's long profile
+soak: $(STAMP)
+	FUZZ_EXAMPLES=500 PROPERTY_EXAMPLES=300 CRASH_TRIALS=500 $(BIN)/pytest tests/reliability
 
 db-stop: $(STAMP)
 	$(BIN)/threativator db stop

@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
-
-import jwt
 
 from shared.config import get_settings
 from shared.errors import ApiError, unauthorized
+
+if TYPE_CHECKING:
+    import jwt
 
 ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256"})
 USER_AUDIENCE = "authenticated"
@@ -40,6 +41,8 @@ class Caller:
 
 @functools.cache
 def _jwks_client() -> jwt.PyJWKClient:
+    import jwt
+
     settings = get_settings()
     return jwt.PyJWKClient(
         settings.jwks_url,
@@ -50,6 +53,8 @@ def _jwks_client() -> jwt.PyJWKClient:
 
 
 def _signing_key(token: str, algorithm: str) -> Any:
+    import jwt
+
     if algorithm == "HS256":
         return get_settings().supabase_jwt_secret.get_secret_value()
     if algorithm in ASYMMETRIC_ALGORITHMS:
@@ -71,6 +76,8 @@ def _audiences(claims: Mapping[str, Any]) -> set[str]:
 
 def verify_token(token: str) -> Caller:
     """Verify a Supabase JWT and say who it belongs to; any fault raises a 401 ApiError."""
+    import jwt
+
     try:
         header = jwt.get_unverified_header(token)
         algorithm = header.get("alg")
@@ -163,6 +170,8 @@ def verify_google_oidc(token: str) -> Caller:
 
 def authenticate_service(authorization: str | None) -> Caller:
     """A service caller: a Supabase service_role JWT, or a Google OIDC token when configured."""
+    import jwt
+
     token = bearer_token(authorization)
     try:
         issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
@@ -183,6 +192,8 @@ def mint_token(
 ) -> str:
     """Mint an HS256 token the way Supabase Auth does. For development and tests."""
     import time
+
+    import jwt
 
     settings = get_settings()
     now = int(time.time())

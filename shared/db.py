@@ -4,6 +4,9 @@
 JWT claims set for the transaction, so RLS applies exactly as it would through
 PostgREST. `as_service` runs as `service_role`, the only role allowed to call
 the state functions in the `app` schema.
+
+psycopg is imported on first use, not at import: a function pays for it only
+on the paths that reach the database (cold start is part of the product).
 """
 
 from __future__ import annotations
@@ -12,41 +15,50 @@ import json
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID
-
-import psycopg
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from shared.config import get_settings
 
-Connection = psycopg.Connection[dict[str, Any]]
-Json = Jsonb  # wrap a dict to bind it as jsonb
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.types.json import Jsonb
+    from psycopg_pool import ConnectionPool
 
-# Errors that mean "the database cannot be reached right now": the http wrapper
-# answers 503 for them, so callers retry instead of seeing a crash.
-UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (psycopg.OperationalError, PoolTimeout)
+    Connection: TypeAlias = psycopg.Connection[dict[str, Any]]
+else:
+    Connection = Any
+
 # SQLSTATE classes of an unreachable or restarting server: connection exceptions,
 # insufficient resources, operator intervention (shutdown, crash recovery).
 _UNAVAILABLE_CLASSES = ("08", "53", "57")
 
+_pool: ConnectionPool[Connection] | None = None
+_pool_lock = threading.Lock()
+
+
+def Json(value: Any) -> Jsonb:
+    """Bind a value as jsonb."""
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(value)
+
 
 def is_unavailable(error: BaseException) -> bool:
     """True for a lost or refused connection, a full pool, or a server going down."""
+    import sys
+
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(error, psycopg.Error):
+        return False  # psycopg never loaded: this cannot be a database error
+    from psycopg_pool import PoolTimeout
+
     if isinstance(error, PoolTimeout):
         return True
-    if not isinstance(error, psycopg.Error):
-        return False
     sqlstate = error.sqlstate
     if sqlstate is None:
         return isinstance(error, psycopg.OperationalError)
     return sqlstate[:2] in _UNAVAILABLE_CLASSES
-
-
-_pool: ConnectionPool[Connection] | None = None
-_pool_lock = threading.Lock()
 
 
 def pool() -> ConnectionPool[Connection]:
@@ -55,6 +67,9 @@ def pool() -> ConnectionPool[Connection]:
     if _pool is None:
         with _pool_lock:
             if _pool is None:
+                from psycopg.rows import dict_row
+                from psycopg_pool import ConnectionPool
+
                 settings = get_settings()
                 _pool = ConnectionPool(
                     settings.database_url.get_secret_value(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,6 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import flask
-import psycopg
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -175,8 +175,11 @@ def _authorize(request: flask.Request, auth: Auth) -> Caller | None:
     return caller
 
 
-def database_rule_error(error: psycopg.Error) -> ApiError | None:
+def database_rule_error(error: BaseException) -> ApiError | None:
     """Map an error our SQL raises on purpose to a 4xx; None for anything else."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(error, psycopg.Error):
+        return None  # psycopg never loaded: not a database error
     sqlstate = error.sqlstate or ""
     mapped = _DB_RULE_STATUS.get(sqlstate)
     if mapped is None:
@@ -184,6 +187,23 @@ def database_rule_error(error: psycopg.Error) -> ApiError | None:
     status, code = mapped
     message = error.diag.message_primary or "the database refused the change"
     return ApiError(status, code, message)
+
+
+def _unexpected(error: Exception, name: str, trace: str | None) -> ApiError:
+    """Our own SQL refusals become 4xx, an unreachable database 503, anything else a bare 500."""
+    # Our refusals first: psycopg files some of them (class 55) under OperationalError.
+    mapped = database_rule_error(error)
+    if mapped is not None:
+        return mapped
+    if db.is_unavailable(error):
+        _logger.warning("database unavailable", extra={"fields": {"function": name, "trace": trace}})
+        return unavailable("the service is briefly unavailable; retry shortly")
+    _logger.error(
+        "unhandled error",
+        exc_info=error,
+        extra={"fields": {"function": name, "trace": trace, "sqlstate": getattr(error, "sqlstate", None)}},
+    )
+    return ApiError(500, "internal", "internal error", {"trace_id": trace})
 
 
 def endpoint(
@@ -257,28 +277,14 @@ def endpoint(
             except RequestEntityTooLarge:
                 too_large = ApiError(413, "payload_too_large", "the body is too large")
                 response = _json_response(too_large.body(), too_large.status)
-            except psycopg.Error as db_error:
-                # Our own refusals first: psycopg files some of them (class 55) under OperationalError.
-                mapped = database_rule_error(db_error)
-                if mapped is None and db.is_unavailable(db_error):
-                    _logger.warning("database unavailable", extra={"fields": {"function": name, "trace": trace}})
-                    mapped = unavailable("the service is briefly unavailable; retry shortly")
-                if mapped is None:
-                    _logger.exception(
-                        "database error",
-                        extra={"fields": {"function": name, "trace": trace, "sqlstate": db_error.sqlstate}},
-                    )
-                    mapped = ApiError(500, "internal", "internal error", {"trace_id": trace})
-                response = _json_response(mapped.body(), mapped.status, mapped.headers)
             except ConfigError as config_error:
                 # Setting names are not secret; operators need them in the log.
                 logging.getLogger("threativator.config").error(str(config_error), extra={"fields": {"function": name}})
                 misconfigured = ApiError(500, "misconfigured", "the service is misconfigured")
                 response = _json_response(misconfigured.body(), misconfigured.status)
-            except Exception:
-                _logger.exception("unhandled error", extra={"fields": {"function": name, "trace": trace}})
-                internal = ApiError(500, "internal", "internal error", {"trace_id": trace})
-                response = _json_response(internal.body(), internal.status)
+            except Exception as error:
+                failure = _unexpected(error, name, trace)
+                response = _json_response(failure.body(), failure.status, failure.headers)
 
             for header, value in cors.items():
                 response.headers[header] = value

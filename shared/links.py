@@ -15,8 +15,6 @@ import uuid
 from typing import Any, Literal
 from uuid import UUID
 
-import jwt
-
 from shared.config import get_settings
 
 WITNESS_PURPOSE = "witness_verdict"
@@ -39,6 +37,8 @@ def mint_witness_token(
     submission_id: UUID, verdict: Literal["pass", "fail"], *, request_id: UUID, ttl_seconds: int = WITNESS_TTL_SECONDS
 ) -> str:
     """A token for one verdict on one submission, under one witness request (its jti)."""
+    import jwt
+
     now = int(time.time())
     claims = {
         "purpose": WITNESS_PURPOSE,
@@ -52,6 +52,8 @@ def mint_witness_token(
 
 
 def read_witness_token(token: str) -> dict[str, Any]:
+    import jwt
+
     try:
         claims: dict[str, Any] = jwt.decode(
             token, _secret(), algorithms=["HS256"], options={"require": ["exp", "sub", "jti", "purpose", "verdict"]}

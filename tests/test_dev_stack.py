@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -86,11 +87,13 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     story = demo.stdout
     for step in ("[1] A user signs up", "[3] A submission", "[5] The scheduler runs", "[7] The user's notifications"):
         assert step in story
-    assert "transfer: $30.00 to GiveDirectly" in story
+    # The roulette may take a share at checkpoint 2; the shares and the rest always add up to the stake.
+    transfers = [float(amount) for amount in re.findall(r"transfer: \$(\d+\.\d\d) to GiveDirectly", story)]
+    assert transfers and sum(transfers) == 30.0, story
     assert "email: Dana Demo missed a deadline → carl.critic@example.com" in story
     assert "consequence_notification: sent" in story
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
         page = response.read().decode()
     assert "<h2>Outbox (what would have been sent)</h2>" in page
-    assert "$30.00 to GiveDirectly" in page and "carl.critic@example.com" in page
+    assert "to GiveDirectly" in page and "carl.critic@example.com" in page
     assert "Write the demo chapter" in page and "Last scheduler runs" in page

@@ -1,0 +1,90 @@
+"""Cold start: a fresh process imports a function's module through functions-framework
+and serves its first request (test client, no network). The first request is an
+unauthenticated POST of `{}`, answered by the function's own checks (401 or 400).
+Median over RUNS fresh processes per function, and the ratio to a hello-world baseline.
+
+    .venv/bin/python -m bench.cold_start [RUNS]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from bench.common import ROOT, median, write_section
+
+CHILD = """
+import sys, time
+started = time.perf_counter()
+from functions_framework import create_app
+client = create_app(target=sys.argv[1], source=sys.argv[2]).test_client()
+response = client.post("/", json={})
+print(f"{(time.perf_counter() - started) * 1000:.2f} {response.status_code}")
+"""
+TARGET = 1.25
+
+
+def measure(name: str, source: str, runs: int) -> tuple[list[float], int]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "ERROR",
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "SUPABASE_URL": "http://127.0.0.1:1",
+        "SUPABASE_JWT_SECRET": "bench-secret-bench-secret-bench-secret-0000",
+        "STRIPE_WEBHOOK_SECRET": "whsec_b",
+    }
+    times, status = [], 0
+    for _ in range(runs):
+        out = (
+            subprocess.run(
+                [sys.executable, "-c", CHILD, name, source],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        elapsed, code = out.split()
+        times.append(float(elapsed))
+        status = int(code)
+    return times, status
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    functions = sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py"))
+    results: dict[str, tuple[float, int]] = {}
+    baseline_times, _ = measure("hello", str(ROOT / "bench/hello/main.py"), runs)
+    baseline = median(baseline_times)
+    for name in functions:
+        times, status = measure(name, str(ROOT / "functions" / name / "main.py"), runs)
+        results[name] = (median(times), status)
+    rows = [f"| hello-world baseline | {baseline:.0f} | 1.00 | 200 | |"]
+    for name, (value, status) in results.items():
+        ratio = value / baseline
+        rows.append(f"| {name} | {value:.0f} | {ratio:.2f} | {status} | {'met' if ratio <= TARGET else 'not met'} |")
+        print(f"{name:22s} {value:8.0f} ms  x{ratio:.2f}")
+    write_section(
+        "cold-start",
+        f"""
+## Cold start
+
+Command: `.venv/bin/python -m bench.cold_start {runs}` (run by `make bench`). Median of {runs} fresh
+processes per function: import through functions-framework's `create_app`, then the first request
+(an unauthenticated `POST {{}}` through the test client, answered by the function's own checks).
+Target: at most {TARGET}x the hello-world baseline, measured side by side in the same run.
+
+| function | median ms | ratio | first status | target |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()

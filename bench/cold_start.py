@@ -25,7 +25,7 @@ print(f"{(time.perf_counter() - started) * 1000:.2f} {response.status_code}")
 TARGET = 1.25
 
 
-def measure(name: str, source: str, runs: int) -> tuple[list[float], int]:
+def measure_once(name: str, source: str) -> tuple[float, int]:
     env = {
         "PATH": os.environ["PATH"],
         "ENVIRONMENT": "test",
@@ -35,35 +35,31 @@ def measure(name: str, source: str, runs: int) -> tuple[list[float], int]:
         "SUPABASE_JWT_SECRET": "bench-secret-bench-secret-bench-secret-0000",
         "STRIPE_WEBHOOK_SECRET": "whsec_b",
     }
-    times, status = [], 0
-    for _ in range(runs):
-        out = (
-            subprocess.run(
-                [sys.executable, "-c", CHILD, name, source],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
+    out = (
+        subprocess.run(
+            [sys.executable, "-c", CHILD, name, source], cwd=ROOT, env=env, capture_output=True, text=True, check=True
         )
-        elapsed, code = out.split()
-        times.append(float(elapsed))
-        status = int(code)
-    return times, status
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    elapsed, code = out.split()
+    return float(elapsed), int(code)
 
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    functions = sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py"))
-    results: dict[str, tuple[float, int]] = {}
-    baseline_times, _ = measure("hello", str(ROOT / "bench/hello/main.py"), runs)
-    baseline = median(baseline_times)
-    for name in functions:
-        times, status = measure(name, str(ROOT / "functions" / name / "main.py"), runs)
-        results[name] = (median(times), status)
+    sources = {"hello": str(ROOT / "bench/hello/main.py")}
+    sources.update({p.parent.name: str(p) for p in sorted((ROOT / "functions").glob("*/main.py"))})
+    times: dict[str, list[float]] = {name: [] for name in sources}
+    statuses: dict[str, int] = {}
+    # Round-robin: every round measures the baseline and each function once, so the machine's
+    # drift over the run touches them all alike.
+    for _ in range(runs):
+        for name, source in sources.items():
+            elapsed, statuses[name] = measure_once(name, source)
+            times[name].append(elapsed)
+    baseline = median(times.pop("hello"))
+    results = {name: (median(values), statuses[name]) for name, values in times.items()}
     rows = [f"| hello-world baseline | {baseline:.0f} | 1.00 | 200 | |"]
     for name, (value, status) in results.items():
         ratio = value / baseline
@@ -75,7 +71,7 @@ def main() -> None:
 ## Cold start
 
 Command: `.venv/bin/python -m bench.cold_start {runs}` (run by `make bench`). Median of {runs} fresh
-processes per function: import through functions-framework's `create_app`, then the first request
+processes per function, measured round-robin with the baseline so the machine's drift touches all alike: import through functions-framework's `create_app`, then the first request
 (an unauthenticated `POST {{}}` through the test client, answered by the function's own checks).
 Target: at most {TARGET}x the hello-world baseline, measured side by side in the same run.
 

@@ -170,9 +170,9 @@ def verify_google_oidc(token: str) -> Caller:
 
 def authenticate_service(authorization: str | None) -> Caller:
     """A service caller: a Supabase service_role JWT, or a Google OIDC token when configured."""
+    token = bearer_token(authorization)
     import jwt
 
-    token = bearer_token(authorization)
     try:
         issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
     except jwt.PyJWTError:

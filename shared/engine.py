@@ -22,16 +22,18 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel
 
-from shared import db, kompromat, notifications
+from shared import db
 from shared.config import ConfigError, get_settings
 from shared.errors import ApiError, not_found
 from shared.log import get_logger
-from shared.providers import email as email_provider
+
+if TYPE_CHECKING:
+    from shared.kompromat import Revealed
 
 _logger = get_logger("threativator.engine")
 
@@ -243,16 +245,14 @@ def _stripe_transfer(row: dict[str, Any], amount: int, account: str, metadata: d
 
 
 def _dry_transfer(row: dict[str, Any], amount: int, charity: str, metadata: dict[str, str]) -> str:
-    with db.as_service() as conn:
-        conn.execute(
-            "insert into public.dev_outbox (channel, recipient, summary, payload) values ('transfer', %s, %s, %s)",
-            [
-                charity,
-                f"${amount / 100:,.2f} to {CHARITY_NAMES.get(charity, charity)}",
-                db.Json({"amount_cents": amount, "idempotency_key": f"consequence-{row['id']}", **metadata}),
-            ],
-        )
-    print(f"[outbox] transfer ${amount / 100:,.2f} to {charity}", flush=True)
+    from shared.providers import outbox
+
+    outbox.record(
+        "transfer",
+        charity,
+        f"${amount / 100:,.2f} to {CHARITY_NAMES.get(charity, charity)}",
+        {"amount_cents": amount, "idempotency_key": f"consequence-{row['id']}", **metadata},
+    )
     return f"dry_tr_{row['id'].hex[:16]}"
 
 
@@ -324,6 +324,9 @@ def _targets(row: dict[str, Any]) -> list[tuple[UUID | None, str]]:
 
 
 def _humiliate_by_email(row: dict[str, Any]) -> str:
+    from shared import kompromat
+    from shared.providers import email as email_provider
+
     deliveries = _deliveries(row, "email", _targets(row))
     if not deliveries:
         raise Permanent("no verified consequence target to receive it")
@@ -375,18 +378,16 @@ def _humiliate_by_email(row: dict[str, Any]) -> str:
 
 
 def _humiliate_on_x(row: dict[str, Any]) -> str:
-    from shared import x_oauth
+    from shared import kompromat, x_oauth
 
     delivery = _deliveries(row, "x", [(None, "x")])[0]
     settings = get_settings()
     if settings.x_client_id is None and settings.providers_dry() and delivery["status"] == "queued":
-        story = _story(row)
-        with db.as_service() as conn:
-            conn.execute(
-                "insert into public.dev_outbox (channel, recipient, summary, payload) values ('x', %s, %s, %s)",
-                [str(row["user_id"]), f"post about {story.goal_title}", db.Json({"consequence_id": str(row["id"])})],
-            )
-        print(f"[outbox] X post for {story.goal_title}", flush=True)
+        from shared.providers import outbox
+
+        outbox.record(
+            "x", str(row["user_id"]), f"post about {_story(row).goal_title}", {"consequence_id": str(row["id"])}
+        )
         _mark(delivery["id"], "sent", reference="dry-post")
         return "x:dry-post"
     if delivery["status"] in ("sent", "uncertain"):
@@ -420,7 +421,7 @@ def _humiliate_on_x(row: dict[str, Any]) -> str:
     return f"x:{tweet_id}"
 
 
-def _upload_media(token: str, item: kompromat.Revealed) -> str:
+def _upload_media(token: str, item: Revealed) -> str:
     """X's v2 media upload (tweepy 4.x only has the retired v1.1 endpoint)."""
     import httpx
 
@@ -471,6 +472,8 @@ def _post(token: str, text: str, media_id: str) -> str:
 # Telling the user
 # -----------------------------------------------------------------------------
 def _notify(row: dict[str, Any], notice: str) -> None:
+    from shared import notifications
+
     story = _story(row)
     monetary = str(row["consequence_type"]) == "monetary"
     data = notifications.ConsequenceNotificationData(

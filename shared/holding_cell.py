@@ -113,6 +113,20 @@ def deposit(user_id: UUID, email: str | None, request: DepositRequest) -> Deposi
             code="invalid_body",
         )
     key = request.idempotency_key or uuid.uuid4().hex
+    if _dry():
+        intent_id = f"dry_pi_{uuid.uuid5(uuid.NAMESPACE_URL, f'{user_id}:{key}').hex[:20]}"
+        _outbox(
+            "payment_intent",
+            str(user_id),
+            f"${request.amount_cents / 100:,.2f} deposit",
+            {"payment_intent": intent_id, "amount_cents": request.amount_cents},
+        )
+        return DepositResponse(
+            payment_intent_id=intent_id,
+            client_secret=f"{intent_id}_secret_dry",
+            amount_cents=request.amount_cents,
+            status="requires_payment_method",
+        )
     try:
         customer = _customer_id(user_id, email)
         intent = stripe_api.client().v1.payment_intents.create(
@@ -141,6 +155,18 @@ def deposit(user_id: UUID, email: str | None, request: DepositRequest) -> Deposi
         amount_cents=request.amount_cents,
         status=intent.status,
     )
+
+
+def _dry() -> bool:
+    """No Stripe key outside production: record what would have been sent instead of sending it."""
+    settings = get_settings()
+    return settings.stripe_secret_key is None and settings.providers_dry()
+
+
+def _outbox(channel: str, recipient: str, summary: str, payload: dict[str, Any]) -> None:
+    from shared.providers import outbox
+
+    outbox.record(channel, recipient, summary, payload)
 
 
 def _is_stripe_error(error: Exception) -> bool:
@@ -172,6 +198,15 @@ def _send_refunds(user_id: UUID, withdrawal_id: UUID) -> None:
             [withdrawal_id],
         ).fetchall()
     for refund_row in planned:
+        if _dry():
+            _outbox(
+                "refund",
+                str(user_id),
+                f"${refund_row['amount_cents'] / 100:,.2f} refund",
+                {"payment_intent": refund_row["payment_intent_id"], "amount_cents": refund_row["amount_cents"]},
+            )
+            _record_refund(refund_row["id"], "succeeded", f"dry_re_{refund_row['id'].hex[:16]}", None)
+            continue
         try:
             refund = stripe_api.client().v1.refunds.create(
                 {

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from shared import db, notifications
+from shared import db
 from shared.config import get_settings
 from shared.log import get_logger
 
@@ -130,6 +129,8 @@ def dispatch(result: CheckResult, deadline: float) -> None:
     ids = due_consequences(settings.dispatch_limit)
     if not ids:
         return
+    from concurrent.futures import ThreadPoolExecutor
+
     credential = _credential()
     lock = threading.Lock()
     backoff_until = [0.0]
@@ -156,6 +157,8 @@ def dispatch(result: CheckResult, deadline: float) -> None:
 
 
 def run(_: CheckRequest | None = None) -> CheckResult:
+    from shared import notifications
+
     settings = get_settings()
     deadline = time.monotonic() + settings.check_deadlines_time_budget_seconds
     result = CheckResult()

@@ -32,6 +32,9 @@ class WebhookResult(BaseModel):
 
 def verify(payload: bytes, signature: str | None) -> dict[str, Any]:
     """Check Stripe-Signature against STRIPE_WEBHOOK_SECRET and the tolerance; 400 otherwise."""
+    if not signature or "v1=" not in signature:
+        # Refused before the (heavy) Stripe SDK is even loaded.
+        raise bad_request("invalid or stale Stripe signature", code="invalid_signature")
     import stripe
 
     settings = get_settings()

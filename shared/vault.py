@@ -12,9 +12,6 @@ import os
 from dataclasses import dataclass
 from uuid import UUID
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from shared.config import get_settings
 
 NONCE_BYTES = 12
@@ -44,6 +41,8 @@ def _key(key_id: str) -> bytes:
 
 def seal(plaintext: bytes, *, purpose: str, row_id: UUID | str, user_id: UUID | str) -> Sealed:
     """Encrypt with the newest key, bound to (purpose, row, user)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     key_id = get_settings().active_kompromat_key_id()
     nonce = os.urandom(NONCE_BYTES)
     blob = nonce + AESGCM(_key(key_id)).encrypt(nonce, plaintext, _aad(purpose, row_id, user_id))
@@ -52,6 +51,9 @@ def seal(plaintext: bytes, *, purpose: str, row_id: UUID | str, user_id: UUID | 
 
 def open_sealed(sealed: Sealed, *, purpose: str, row_id: UUID | str, user_id: UUID | str) -> bytes:
     """Decrypt; any mismatch of key, row, user or bytes raises VaultError."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     if len(sealed.blob) <= NONCE_BYTES:
         raise VaultError("ciphertext is truncated")
     nonce, body = sealed.blob[:NONCE_BYTES], sealed.blob[NONCE_BYTES:]

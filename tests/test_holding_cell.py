@@ -289,3 +289,27 @@ def test_completed_goal_releases_its_stake_exactly_once(owner: Conn, alice: UUID
     assert cell == {"available_cents": 3000, "reserved_cents": 0}
     releases = owner.execute("select count(*) as n from public.ledger_entries where entry_type = 'stake_released'")
     assert releases.fetchone() == {"n": 1}
+
+
+def test_dry_stripe_in_development_records_instead_of_sending(
+    monkeypatch: pytest.MonkeyPatch, database: str, alice: UUID, owner: Conn
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    deposit = _cell(alice, {"action": "deposit", "amount_cents": 2500, "idempotency_key": "dry-key-001"})
+    assert deposit.status_code == 200 and deposit.json["payment_intent_id"].startswith("dry_pi_")
+    owner.execute("select app.credit_deposit(%s, 2500, %s)", [alice, deposit.json["payment_intent_id"]])
+    withdraw = _cell(alice, {"action": "withdraw", "amount_cents": 1000, "idempotency_key": "dry-key-002"})
+    assert withdraw.json["status"] == "completed"
+    outbox = owner.execute("select channel, summary from public.dev_outbox order by id").fetchall()
+    assert outbox == [
+        {"channel": "payment_intent", "summary": "$25.00 deposit"},
+        {"channel": "refund", "summary": "$10.00 refund"},
+    ]
+
+
+def test_production_without_stripe_key_is_misconfigured_not_dry(
+    monkeypatch: pytest.MonkeyPatch, database: str, alice: UUID
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    response = _cell(alice, {"action": "deposit", "amount_cents": 2500})
+    assert response.status_code == 500 and response.json["error"]["code"] == "misconfigured"

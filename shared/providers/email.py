@@ -14,7 +14,6 @@ import urllib.error
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import db
 from shared.config import ConfigError, get_settings
 from shared.log import get_logger
 
@@ -122,26 +121,20 @@ def _mail(email: Email) -> Any:
 
 
 def _record_dry(email: Email) -> Sent:
-    with db.as_service() as conn:
-        row = conn.execute(
-            "insert into public.dev_outbox (channel, recipient, summary, payload) values ('email', %s, %s, %s)"
-            " returning id",
-            [
-                ", ".join(email.to),
-                email.subject,
-                json.dumps(
-                    {
-                        "subject": email.subject,
-                        "text": email.text,
-                        "template_id": email.template_id,
-                        "attachments": [{"filename": a.filename, "bytes": len(a.content)} for a in email.attachments],
-                        "custom_args": email.custom_args,
-                    }
-                ),
-            ],
-        ).fetchone()
-    outbox_id = row["id"] if row else None
-    print(f"[outbox] email to {', '.join(email.to)}: {email.subject}", flush=True)
+    from shared.providers import outbox
+
+    outbox_id = outbox.record(
+        "email",
+        ", ".join(email.to),
+        email.subject,
+        {
+            "subject": email.subject,
+            "text": email.text,
+            "template_id": email.template_id,
+            "attachments": [{"filename": a.filename, "bytes": len(a.content)} for a in email.attachments],
+            "custom_args": email.custom_args,
+        },
+    )
     return Sent(message_id=f"dry-{outbox_id}", dry=True)
 
 

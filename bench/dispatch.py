@@ -1,0 +1,168 @@
+"""Dispatch throughput: N due monetary consequences executed through trigger_consequence under
+gunicorn, against stand-ins for Stripe and SendGrid (their own process) that answer after a fixed
+delay. Each consequence makes two provider calls in sequence (the transfer, then the user's notice),
+so at CLIENTS concurrent requests the stand-ins' ceiling is CLIENTS / (2 x DELAY) per second.
+
+    .venv/bin/python -m bench.dispatch [N]
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from urllib.parse import urlparse
+
+import psycopg
+
+from bench.common import ROOT, write_section
+from bench.servers import database, free_port, gunicorn
+from shared.auth import mint_token
+
+CLIENTS = 16
+DELAY = 0.020
+WORKERS, THREADS = 2, 8
+SECRET = "bench-secret-bench-secret-bench-secret-0000"
+
+SEED = """
+set session_replication_role = replica;
+insert into auth.users (id, email) select gen_random_uuid(), 'd' || n || '@example.com' from generate_series(1, %(n)s) n;
+insert into public.users (id, email) select id, email from auth.users;
+insert into public.goals (user_id, title, final_deadline, grading_rubric, referee_type, monetary_stake,
+                          charity_destination, status)
+  select id, 'goal', now() + interval '1 day', 'r', 'ai', 20, 'unicef', 'active' from public.users;
+insert into public.checkpoints (goal_id, title, deadline, order_position, status, missed_at)
+  select id, 'cp', now() - interval '1 hour', 1, 'missed', now() from public.goals;
+insert into public.holding_cells (user_id, reserved_cents) select id, 2000 from public.users;
+insert into public.ledger_entries (user_id, entry_type, amount_cents, available_delta, reserved_delta,
+                                   forfeited_delta, goal_id, reference)
+  select g.user_id, 'stake_reserved', 2000, 0, 2000, 0, g.id, 'reserve:' || g.id from public.goals g;
+update public.users set holding_cell_balance = 20.00;
+insert into public.consequences (checkpoint_id, goal_id, user_id, consequence_type, monetary_amount,
+                                 charity_destination)
+  select c.id, c.goal_id, g.user_id, 'monetary', 10.00, 'unicef'
+  from public.checkpoints c join public.goals g on g.id = c.goal_id;
+set session_replication_role = origin;
+analyze;
+"""
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    standin_port = free_port()
+    standins = subprocess.Popen(
+        [sys.executable, "-m", "bench.standins", str(standin_port), str(DELAY)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{standin_port}"
+    try:
+        with database() as url:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(SEED.replace("%(n)s", str(n)).encode())
+                ids = [str(r[0]) for r in conn.execute("select id from public.consequences").fetchall()]
+            env = {
+                "DATABASE_URL": url,
+                "SUPABASE_URL": "http://127.0.0.1:1",
+                "SUPABASE_JWT_SECRET": SECRET,
+                "ENVIRONMENT": "test",
+                "STRIPE_API_BASE": base,
+                "STRIPE_SECRET_KEY": "sk_test_bench",
+                "SENDGRID_API_HOST": base,
+                "SENDGRID_API_KEY": "SG.bench",
+                "CHARITY_ACCOUNTS": json.dumps({"unicef": "acct_unicef"}),
+                "DB_POOL_MAX": str(THREADS),
+            }
+            os.environ.update(env)
+            token = mint_token(None, role="service_role", ttl_seconds=3600)
+            with gunicorn(
+                "trigger_consequence",
+                ROOT / "functions/trigger_consequence/main.py",
+                env,
+                workers=WORKERS,
+                threads=THREADS,
+            ) as fn_url:
+                parsed = urlparse(fn_url)
+                queue = list(ids)
+                lock = threading.Lock()
+                outcomes: dict[int, int] = {}
+
+                def client() -> None:
+                    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
+                    while True:
+                        with lock:
+                            if not queue:
+                                return
+                            consequence = queue.pop()
+                        conn.request(
+                            "POST",
+                            "/",
+                            body=json.dumps({"consequence_id": consequence}),
+                            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+                        )
+                        response = conn.getresponse()
+                        response.read()
+                        with lock:
+                            outcomes[response.status] = outcomes.get(response.status, 0) + 1
+
+                started = time.perf_counter()
+                threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                elapsed = time.perf_counter() - started
+            with psycopg.connect(url) as conn:
+                done = conn.execute(
+                    "select count(*) from public.consequences where execution_status = 'completed'"
+                ).fetchone()
+                forfeits = conn.execute(
+                    "select count(*), count(distinct consequence_id) from public.ledger_entries"
+                    " where entry_type = 'forfeit'"
+                ).fetchone()
+        stats = json.loads(urllib.request.urlopen(f"{base}/stats", timeout=5).read())  # noqa: S310
+    finally:
+        standins.terminate()
+        standins.wait(timeout=10)
+    rate = n / elapsed
+    ceiling = CLIENTS / (2 * DELAY)
+    ratio = rate / ceiling
+    duplicates = stats["creations"] - stats["transfers"]
+    print(
+        f"{rate:.0f} consequences/s (ceiling {ceiling:.0f}/s, ratio {ratio:.2f}); completed {done}; "
+        f"transfers {stats['creations']}; forfeits {forfeits}; outcomes {outcomes}"
+    )
+    write_section(
+        "dispatch",
+        f"""
+## Dispatch throughput
+
+Command: `.venv/bin/python -m bench.dispatch {n}` (run by `make bench`). {n:,} due monetary consequences, each executed
+by a `POST /trigger_consequence` (gunicorn, {WORKERS} workers x {THREADS} threads) from {CLIENTS} concurrent clients.
+Stand-ins for Stripe and SendGrid run in their own process and answer after {DELAY * 1000:.0f} ms. Each consequence
+makes two provider calls in sequence (the transfer, then the user's notice), so the stand-ins' ceiling at
+{CLIENTS} in flight is {CLIENTS} / (2 x {DELAY * 1000:.0f} ms) = {ceiling:.0f} per second. Everything (clients,
+gunicorn, PostgreSQL, stand-ins) shares this 2-core machine.
+
+| measure | result | target |
+|---|---|---|
+| consequences per second | {rate:.0f} | |
+| ratio to the stand-ins' ceiling | {ratio:.2f} | at least 0.8: {"met" if ratio >= 0.8 else "not met"} |
+| completed | {done[0] if done else "?"} of {n} | all |
+| transfers created (distinct idempotency keys) / requests that created one | {stats["transfers"]} / {stats["creations"]} | equal |
+| duplicate transfers | {duplicates} | 0 |
+| forfeits posted / distinct consequences | {forfeits[0] if forfeits else "?"} / {forfeits[1] if forfeits else "?"} | equal |
+| notices sent | {stats["mails"]} | {n} |
+| HTTP answers | {outcomes} | all 200 |
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()

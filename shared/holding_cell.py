@@ -22,18 +22,21 @@ from shared.providers import stripe_api
 
 _logger = get_logger("threativator.holding_cell")
 
+# Far above any deposit bound; keeps every amount inside PostgreSQL's bigint.
+MAX_CENTS = 1_000_000_000
+
 IdempotencyKey = Annotated[str, Field(min_length=8, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class DepositRequest(BaseModel):
     action: Literal["deposit"]
-    amount_cents: int = Field(gt=0, description="Amount to add, in cents")
+    amount_cents: int = Field(gt=0, le=MAX_CENTS, description="Amount to add, in cents")
     idempotency_key: IdempotencyKey | None = None
 
 
 class WithdrawRequest(BaseModel):
     action: Literal["withdraw"]
-    amount_cents: int = Field(gt=0, description="Amount to refund to the card, in cents")
+    amount_cents: int = Field(gt=0, le=MAX_CENTS, description="Amount to refund to the card, in cents")
     idempotency_key: IdempotencyKey | None = None
 
 

@@ -106,7 +106,10 @@ def upload(user_id: UUID, request: flask.Request) -> KompromatView:
     # Parsed from the request's own stream with an in-memory file factory: werkzeug
     # would otherwise spool files over 500 KB to a temporary file on disk.
     parser = FormDataParser(stream_factory=_in_memory, max_content_length=cap + _MULTIPART_OVERHEAD, silent=False)
-    _, form, files = parser.parse(request.stream, request.mimetype, request.content_length, request.mimetype_params)
+    try:
+        _, form, files = parser.parse(request.stream, request.mimetype, request.content_length, request.mimetype_params)
+    except ValueError:
+        raise bad_request("the multipart body is malformed", code="invalid_body") from None
     severity = form.get("severity")
     if severity not in ("minor", "major"):
         raise bad_request(

@@ -23,7 +23,7 @@ CHECKS = {
         select user_id from public.holding_cells
         where available_cents < 0 or reserved_cents < 0 or forfeited_cents < 0""",
     "a consequence forfeits at most once": """
-        select consequence_id from public.ledger_entries where entry_type = 'forfeit'
+        select consequence_id from public.ledger_entries where entry_type = 'forfeit' and consequence_id is not null
         group by consequence_id having count(*) > 1""",
     "no goal's reserve below zero": """
         select goal_id from public.ledger_entries where goal_id is not null

@@ -313,3 +313,10 @@ def test_production_without_stripe_key_is_misconfigured_not_dry(
     monkeypatch.setenv("ENVIRONMENT", "production")
     response = _cell(alice, {"action": "deposit", "amount_cents": 2500})
     assert response.status_code == 500 and response.json["error"]["code"] == "misconfigured"
+
+
+@pytest.mark.parametrize("action", ["deposit", "withdraw"])
+def test_amounts_beyond_bigint_are_400_not_500(stripe: FakeStripe, alice: UUID, action: str) -> None:
+    response = _cell(alice, {"action": action, "amount_cents": 2**70})
+    assert response.status_code == 400
+    assert response.json["error"]["details"][0]["field"].endswith("amount_cents")

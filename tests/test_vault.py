@@ -204,3 +204,14 @@ def test_no_plaintext_in_database_dump_or_logs(alice: UUID, database: str, capsy
     assert MARKER.hex().encode() not in dump
     out = capsys.readouterr()
     assert MARKER.decode() not in out.out + out.err
+
+
+def test_upload_malformed_multipart_is_400(alice: UUID, owner: Conn) -> None:
+    response = client("upload_kompromat").post(
+        "/",
+        data=b'--b\r\nContent-Disposition: form-data; name="file"\r\n\r\nnot closed',
+        content_type="multipart/form-data; boundary=b",
+        headers=bearer(mint_token(str(alice))),
+    )
+    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_body"
+    assert owner.execute("select count(*) as n from public.kompromat").fetchone() == {"n": 0}

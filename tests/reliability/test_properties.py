@@ -73,6 +73,11 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), cents=st.integers(1, 20_000), repeat=st.booleans())
     def forfeit(self, data: st.DataObject, cents: int, repeat: bool) -> None:
         goal = data.draw(st.sampled_from(self.goals))
+        # As the engine does: a share is paid only from what the goal still holds.
+        held = self.conn.execute("select app.goal_reserved_cents(%s) as c", [goal]).fetchone()
+        cents = min(cents, held["c"] if held else 0)
+        if cents <= 0:
+            return
         reference = f"forfeit:{goal}" if repeat else f"forfeit:{uuid.uuid4()}"
         self._try(
             "select app.ledger_post(%s, 'forfeit', %s, 0, %s, %s, %s, %s)",

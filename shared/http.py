@@ -37,7 +37,6 @@ class Auth(StrEnum):
     NONE = "none"  # the request carries its own credential (a signature, a signed token)
     USER = "user"  # a signed-in user's JWT
     SERVICE = "service"  # a service_role JWT: scheduler, pg_net, other functions
-    USER_OR_SERVICE = "user_or_service"
     OPTIONAL = "optional"  # verified when present; the handler decides what each action needs
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -512,7 +511,6 @@ def test_engine_retries_transient_failures_with_backoff(providers: Providers, ow
     owner.execute("update public.consequences set next_attempt_at = now()")
     assert check()["dispatched"] == 1
     assert len(providers.stripe.created("/v1/transfers")) == 1
-    time.sleep(0)
 
 
 def test_dispatch_posts_to_trigger_consequence_and_honours_retry_after(

@@ -119,8 +119,9 @@ for secret in $(needed_secrets); do
 done
 
 # ---------------------------------------------------------------------------
-# Staging: one bundle per function with its main.py, a copy of shared/, and a
-# requirements.txt pinned from uv.lock with only the groups it uses.
+# Staging: one bundle per function with its main.py, a copy of shared/ without
+# the development tooling (shared/dev/), and a requirements.txt pinned from
+# uv.lock with only the groups it uses.
 # ---------------------------------------------------------------------------
 stage() {
   local name="$1" extras="$2" dir="${BUILD}/$1" extra_args=() group
@@ -128,6 +129,7 @@ stage() {
   mkdir -p "$dir"
   cp "${ROOT}/functions/${name}/main.py" "$dir/main.py"
   cp -R "${ROOT}/shared" "$dir/shared"
+  rm -rf "$dir/shared/dev"
   find "$dir/shared" -name '__pycache__' -type d -prune -exec rm -rf {} +
   IFS=',' read -r -a groups <<<"$extras"
   for group in "${groups[@]}"; do extra_args+=(--extra "$group"); done

@@ -22,7 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from bench.common import median, write_section
-from shared import localdb, migrate
+from shared.dev import localdb, migrate
 
 OVERDUE = 10_000
 SHARED_BUFFERS = "2GB"

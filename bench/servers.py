@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.common import ROOT
-from shared import localdb, migrate
+from shared.dev import localdb, migrate
 
 WORKERS = 2
 

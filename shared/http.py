@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -25,7 +26,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from shared import db, log
 from shared.auth import Caller, authenticate, authenticate_service
 from shared.config import ConfigError, Settings, get_settings
-from shared.errors import ApiError, bad_request, forbidden, unavailable
+from shared.errors import ApiError, bad_request, forbidden, unauthorized, unavailable
 
 B = TypeVar("B")
 _logger = logging.getLogger("threativator.http")
@@ -48,6 +49,13 @@ class Call(Generic[B]):
     caller: Caller | None
     request: flask.Request
     trace_id: str | None = None
+
+    @property
+    def user_id(self) -> UUID:
+        """The verified signed-in user; 401 when the caller is not one (never an assert)."""
+        if self.caller is None or self.caller.user_id is None:
+            raise unauthorized("a signed-in user's token is required")
+        return self.caller.user_id
 
 
 @dataclass

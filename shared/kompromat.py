@@ -19,7 +19,7 @@ from uuid import UUID
 import flask
 from pydantic import BaseModel
 
-from shared import db, vault
+from shared import db, sealing
 from shared.config import Settings, get_settings
 from shared.errors import ApiError, bad_request
 from shared.log import get_logger
@@ -143,7 +143,7 @@ def upload(user_id: UUID, request: flask.Request) -> KompromatView:
 
     kompromat_id = uuid.uuid4()
     size = len(data)
-    sealed = vault.seal(data, purpose=PURPOSE, row_id=kompromat_id, user_id=user_id)
+    sealed = sealing.seal(data, purpose=PURPOSE, row_id=kompromat_id, user_id=user_id)
     del data
     with db.as_service() as conn:
         row = conn.execute(
@@ -182,9 +182,9 @@ def reveal(kompromat_id: UUID, *, reason: str, consequence_id: UUID | None = Non
             [kompromat_id],
         ).fetchone()
         if row is None or row["encrypted_content"] is None:
-            raise vault.VaultError("no stored ciphertext for this kompromat")
-        content = vault.open_sealed(
-            vault.Sealed(row["key_id"], bytes(row["encrypted_content"])),
+            raise sealing.SealingError("no stored ciphertext for this kompromat")
+        content = sealing.open_sealed(
+            sealing.Sealed(row["key_id"], bytes(row["encrypted_content"])),
             purpose=PURPOSE,
             row_id=kompromat_id,
             user_id=row["user_id"],
@@ -208,13 +208,13 @@ def rotate_keys(active: str, batch_size: int = 100) -> dict[str, int]:
                 [active, batch_size],
             ).fetchall()
             for row in rows:
-                plain = vault.open_sealed(
-                    vault.Sealed(row["key_id"], bytes(row["encrypted_content"])),
+                plain = sealing.open_sealed(
+                    sealing.Sealed(row["key_id"], bytes(row["encrypted_content"])),
                     purpose=PURPOSE,
                     row_id=row["id"],
                     user_id=row["user_id"],
                 )
-                sealed = vault.seal(plain, purpose=PURPOSE, row_id=row["id"], user_id=row["user_id"])
+                sealed = sealing.seal(plain, purpose=PURPOSE, row_id=row["id"], user_id=row["user_id"])
                 conn.execute(
                     "update public.kompromat set encrypted_content = %s, key_id = %s where id = %s",
                     [sealed.blob, sealed.key_id, row["id"]],

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from shared import db, vault
+from shared import db, sealing
 from shared.config import get_settings
 from shared.errors import ApiError, bad_request
 from shared.log import get_logger
@@ -82,7 +82,7 @@ def start(user_id: UUID) -> StartResponse:
     verifier = secrets.token_urlsafe(64)
     challenge = _b64url(hashlib.sha256(verifier.encode()).digest())
     state_hash = _hash(state)
-    sealed = vault.seal(verifier.encode(), purpose="x_oauth_verifier", row_id=state_hash, user_id=user_id)
+    sealed = sealing.seal(verifier.encode(), purpose="x_oauth_verifier", row_id=state_hash, user_id=user_id)
     expires = datetime.now(UTC) + timedelta(seconds=settings.x_oauth_state_ttl_seconds)
     with db.as_service() as conn:
         conn.execute("delete from public.x_oauth_states where expires_at < now()")
@@ -129,10 +129,10 @@ def _token_request(form: dict[str, str]) -> dict[str, Any]:
 
 
 def _store(conn: db.Connection, user_id: UUID, tokens: dict[str, Any]) -> None:
-    access = vault.seal(tokens["access_token"].encode(), purpose="x_access_token", row_id=user_id, user_id=user_id)
+    access = sealing.seal(tokens["access_token"].encode(), purpose="x_access_token", row_id=user_id, user_id=user_id)
     refresh_blob = None
     if isinstance(tokens.get("refresh_token"), str):
-        refresh = vault.seal(
+        refresh = sealing.seal(
             tokens["refresh_token"].encode(), purpose="x_refresh_token", row_id=user_id, user_id=user_id
         )
         refresh_blob = refresh.blob
@@ -160,8 +160,8 @@ def callback(user_id: UUID, request: CallbackRequest) -> ConnectionResponse:
         raise bad_request("unknown or already used state; start the connection again", code="invalid_state")
     if row["expires_at"] < datetime.now(UTC):
         raise bad_request("the connection attempt expired; start again", code="expired_state")
-    verifier = vault.open_sealed(
-        vault.Sealed(row["key_id"], bytes(row["code_verifier_sealed"])),
+    verifier = sealing.open_sealed(
+        sealing.Sealed(row["key_id"], bytes(row["code_verifier_sealed"])),
         purpose="x_oauth_verifier",
         row_id=_hash(request.state),
         user_id=user_id,
@@ -186,8 +186,8 @@ def callback(user_id: UUID, request: CallbackRequest) -> ConnectionResponse:
 
 
 def _open(row: dict[str, Any], user_id: UUID, column: str, purpose: str) -> str:
-    return vault.open_sealed(
-        vault.Sealed(row["key_id"], bytes(row[column])), purpose=purpose, row_id=user_id, user_id=user_id
+    return sealing.open_sealed(
+        sealing.Sealed(row["key_id"], bytes(row[column])), purpose=purpose, row_id=user_id, user_id=user_id
     ).decode()
 
 
@@ -249,13 +249,13 @@ def rotate_keys(active: str, batch_size: int = 100) -> dict[str, int]:
             for row in rows:
                 user_id = row["user_id"]
                 tokens = {"access_token": _open(row, user_id, "access_token_sealed", "x_access_token")}
-                access = vault.seal(
+                access = sealing.seal(
                     tokens["access_token"].encode(), purpose="x_access_token", row_id=user_id, user_id=user_id
                 )
                 refresh_blob = None
                 if row["refresh_token_sealed"] is not None:
                     refresh = _open(row, user_id, "refresh_token_sealed", "x_refresh_token")
-                    refresh_blob = vault.seal(
+                    refresh_blob = sealing.seal(
                         refresh.encode(), purpose="x_refresh_token", row_id=user_id, user_id=user_id
                     ).blob
                 conn.execute(

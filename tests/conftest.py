@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from shared import auth, config, db, localdb, migrate
+from shared import auth, config, db
+from shared.dev import localdb, migrate
 from shared.providers import gemini, stripe_api
 from tests.ledger_invariants import assert_ledger_invariants
 
@@ -89,14 +91,19 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     os.environ.update(saved)
 
 
-_TRUNCATE = """
-truncate table auth.users, public.users, public.goals, public.checkpoints, public.submissions,
-  public.kompromat, public.contacts, public.consequences, public.team_members, public.audit_log,
-  public.holding_cells, public.ledger_entries, public.withdrawals, public.withdrawal_refunds,
-  public.stripe_events, public.x_connections, public.x_oauth_states, public.notifications, public.dev_outbox,
-  public.roulette_rolls, public.consequence_deliveries, public.witness_requests
-  restart identity cascade
+# Every table a test can write, read from the catalogue so a new table is never left out.
+# Bookkeeping (app.schema_migrations) and the stand-ins' own schemas are kept.
+_TABLES = """
+select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'p') and not c.relispartition
+  and (n.nspname = 'public' or (n.nspname = 'auth' and c.relname = 'users'))
+order by 1
 """
+
+
+def truncate_all(conn: psycopg.Connection[Any]) -> None:
+    tables = [row[0] for row in conn.execute(_TABLES).fetchall()]
+    conn.execute(f"truncate table {', '.join(tables)} restart identity cascade")
 
 
 @pytest.fixture
@@ -104,7 +111,7 @@ def database(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An empty, migrated database; DATABASE_URL points at it."""
     monkeypatch.setenv("DATABASE_URL", pg_url)
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(_TRUNCATE)
+        truncate_all(conn)
     yield pg_url
     assert_ledger_invariants(pg_url)
 
@@ -177,3 +184,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     else:
         print(f"\nsecrets scan: {records} log records, no secrets, tokens or kompromat bytes")
         SESSION_LOG.unlink()
+
+
+# The slowest tests, by measurement (`pytest --durations=30`): crash trials, fuzzing and
+# property machines, the dev stack in a subprocess, and bundles installed into fresh venvs.
+SLOW = ("tests/reliability/", "tests/test_dev_stack.py", "tests/test_deploy.py::test_bundle_serves")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)

@@ -155,6 +155,15 @@ def test_deploy_puts_no_secret_anywhere(dry_run: dict[str, Any], repo_root: Path
     ), "a dry run changed something"
 
 
+def test_bundles_carry_no_dev_tooling(dry_run: dict[str, Any], repo_root: Path) -> None:
+    for name in FUNCTIONS:
+        bundle = repo_root / "build/functions" / name
+        assert (bundle / "shared" / "db.py").is_file()
+        assert not (bundle / "shared" / "dev").exists(), f"{name} ships shared/dev"
+        staged = [p for p in (bundle / "shared").rglob("*.py") if "dev" in p.relative_to(bundle / "shared").parts]
+        assert staged == []
+
+
 def test_deploy_dry_run_is_repeatable(dry_run: dict[str, Any]) -> None:
     assert dry_run["out"] == dry_run["again"]
 

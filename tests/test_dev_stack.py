@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from shared import localdb
+from shared.dev import localdb
 
 
 def _free_port() -> int:
@@ -38,7 +38,7 @@ def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SUPABASE_", "ENVIRONMENT"))}
     env.update(THREATIVATOR_HOME=str(home), PYTHONUNBUFFERED="1", DEV_CRON_SECONDS="2")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)],
+        [sys.executable, "-m", "shared.dev.cli", "dev", "--port", str(port)],
         cwd=repo_root,
         env=env,
         stdout=subprocess.PIPE,
@@ -76,7 +76,7 @@ def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Pat
 
 def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: int) -> None:
     demo = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "demo", "--fast", "--base-url", f"http://127.0.0.1:{port}"],
+        [sys.executable, "-m", "shared.dev.cli", "demo", "--fast", "--base-url", f"http://127.0.0.1:{port}"],
         cwd=repo_root,
         env=env,
         capture_output=True,

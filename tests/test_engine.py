@@ -24,7 +24,7 @@ from shared.config import get_settings
 from tests import factories as f
 from tests.fakes import FakeSendGrid, FakeStripe, FakeX
 from tests.http_helpers import bearer, client
-from tests.test_vault import PNG
+from tests.test_sealing import PNG
 
 Conn = psycopg.Connection[dict[str, Any]]
 CHARITY_ACCOUNTS = {"givedirectly": "acct_givedirectly", "unicef": "acct_unicef"}
@@ -110,7 +110,7 @@ def connect_x(owner: Conn, user: UUID) -> None:
 
 
 def with_kompromat(owner: Conn, user: UUID, severity: str, content: bytes = PNG) -> UUID:
-    from shared import vault
+    from shared import sealing
 
     row = owner.execute(
         "insert into public.kompromat (user_id, original_filename, file_type, severity, file_path)"
@@ -118,7 +118,7 @@ def with_kompromat(owner: Conn, user: UUID, severity: str, content: bytes = PNG)
         [user, severity],
     ).fetchone()
     assert row is not None
-    sealed = vault.seal(content, purpose="kompromat", row_id=row["id"], user_id=user)
+    sealed = sealing.seal(content, purpose="kompromat", row_id=row["id"], user_id=user)
     owner.execute(
         "update public.kompromat set encrypted_content = %s, key_id = %s, file_path = null where id = %s",
         [sealed.blob, sealed.key_id, row["id"]],

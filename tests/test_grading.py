@@ -24,7 +24,7 @@ from shared.config import get_settings
 from tests import factories as f
 from tests.fakes import FakeGemini, FakeSendGrid, FakeStorage
 from tests.http_helpers import bearer, client
-from tests.test_vault import PNG
+from tests.test_sealing import PNG
 
 Conn = psycopg.Connection[dict[str, Any]]
 PASS = {

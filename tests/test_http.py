@@ -27,7 +27,7 @@ def _log_lines(out: str) -> list[dict[str, Any]]:
 
 def test_http_token_printed_by_cli_drives_a_function_end_to_end(alice: str, repo_root: Any) -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "token", alice, "--ttl", "120"],
+        [sys.executable, "-m", "shared.dev.cli", "token", alice, "--ttl", "120"],
         capture_output=True,
         text=True,
         check=True,
@@ -40,7 +40,7 @@ def test_http_token_printed_by_cli_drives_a_function_end_to_end(alice: str, repo
 
 def test_http_cli_service_token_needs_no_user(database: str, repo_root: Any) -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "token", "--role", "service_role"],
+        [sys.executable, "-m", "shared.dev.cli", "token", "--role", "service_role"],
         capture_output=True,
         text=True,
         check=True,

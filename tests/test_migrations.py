@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared import migrate
-from shared.cli import main as cli_main
+from shared.dev import migrate
+from shared.dev.cli import main as cli_main
 
 
 @pytest.fixture

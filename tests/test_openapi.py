@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared import openapi
+from shared.dev import openapi
 
 
 def test_committed_openapi_matches_the_code(repo_root: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "openapi", "--check"], cwd=repo_root, capture_output=True, text=True
+        [sys.executable, "-m", "shared.dev.cli", "openapi", "--check"], cwd=repo_root, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import scheduler
+from shared import deadlines
 from shared.http import Auth, Call, endpoint
 
 
 @functions_framework.http
-@endpoint("check_deadlines", body=scheduler.CheckRequest, auth=Auth.SERVICE)
-def check_deadlines(call: Call[scheduler.CheckRequest]) -> scheduler.CheckResult:
-    return scheduler.run(call.body)
+@endpoint("check_deadlines", body=deadlines.CheckRequest, auth=Auth.SERVICE)
+def check_deadlines(call: Call[deadlines.CheckRequest]) -> deadlines.CheckResult:
+    return deadlines.run(call.body)

@@ -13,8 +13,7 @@ from shared.http import Auth, Call, endpoint
 def connect_x(
     call: Call[x_oauth.StartRequest | x_oauth.CallbackRequest | x_oauth.DisconnectRequest],
 ) -> x_oauth.StartResponse | x_oauth.ConnectionResponse:
-    assert call.caller is not None and call.caller.user_id is not None
-    user_id, body = call.caller.user_id, call.body
+    user_id, body = call.user_id, call.body
     if isinstance(body, x_oauth.CallbackRequest):
         return x_oauth.callback(user_id, body)
     if isinstance(body, x_oauth.DisconnectRequest):

@@ -17,5 +17,4 @@ from shared.http import Auth, Call, endpoint
     max_body_bytes=kompromat.max_request_bytes,
 )
 def upload_kompromat(call: Call[None]) -> kompromat.KompromatView:
-    assert call.caller is not None and call.caller.user_id is not None
-    return kompromat.upload(call.caller.user_id, call.request)
+    return kompromat.upload(call.user_id, call.request)

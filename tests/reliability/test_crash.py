@@ -25,8 +25,9 @@ import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
 
-from shared import db, localdb, scheduler
+from shared import db, deadlines
 from shared.auth import mint_token
+from shared.dev import localdb
 from tests import factories as f
 from tests.fakes import FakeSendGrid, FakeStripe, FakeX
 from tests.http_helpers import bearer, client
@@ -89,7 +90,7 @@ def _recover(owner: Conn) -> None:
         )
         owner.execute("update public.consequences set next_attempt_at = now() where execution_status = 'pending'")
         try:
-            scheduler.run()
+            deadlines.run()
         except Exception as error:
             # Just after a restart the pool is still reconnecting: the next pass (like the next
             # scheduler tick in production) goes through.
@@ -130,9 +131,9 @@ def _assert_once(owner: Conn, fakes: dict[str, Any]) -> None:
 CHILD = """
 import sys
 from uuid import UUID
-from shared import engine, scheduler
+from shared import deadlines, engine
 if sys.argv[1] == "check":
-    scheduler.run()
+    deadlines.run()
 else:
     for consequence in sys.argv[2:]:
         engine.execute(UUID(consequence))
@@ -182,7 +183,7 @@ def test_database_restart_mid_dispatch_loses_and_duplicates_nothing(
     stopper = threading.Thread(target=restart)
     stopper.start()
     try:
-        scheduler.run()
+        deadlines.run()
     except Exception as error:  # the pass itself may lose its connection mid-way
         assert (
             "connection" in str(error).lower()

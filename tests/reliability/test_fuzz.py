@@ -22,7 +22,7 @@ from schemathesis.checks import (
 )
 
 from shared.auth import mint_token
-from shared.devserver import build_app
+from shared.dev.devserver import build_app
 from tests import factories as f
 from tests.fakes import FakeGemini, FakeSendGrid, FakeStorage, FakeStripe, FakeX
 

@@ -17,7 +17,7 @@ from pytest_httpserver import HTTPServer
 
 from shared import db, notifications
 from shared.auth import mint_token
-from shared.localdb import POSTGRES_BIN
+from shared.dev.localdb import POSTGRES_BIN
 from tests import factories as f
 from tests.conftest import TEST_JWT_SECRET, TEST_KOMPROMAT_KEYS, TEST_LINK_SECRET
 from tests.fakes import FakeGemini, FakeSendGrid, FakeStorage, FakeX

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from shared.dev.localdb import REPO_ROOT
 from shared.http import REGISTRY, Auth, EndpointInfo
-from shared.localdb import REPO_ROOT
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 SPEC_PATH = REPO_ROOT / "openapi.json"

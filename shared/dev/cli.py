@@ -20,7 +20,7 @@ def _database_url(explicit: str | None) -> str:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from shared import localdb
+    from shared.dev import localdb
 
     if args.action == "start":
         print(localdb.start())
@@ -36,7 +36,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from shared import migrate
+    from shared.dev import migrate
 
     try:
         done = migrate.migrate(_database_url(args.database_url), local=args.local)
@@ -82,7 +82,7 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
 
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Write (or, with --check, compare) openapi.json, generated from the functions."""
-    from shared import openapi
+    from shared.dev import openapi
 
     text = openapi.render(openapi.build())
     if args.check:
@@ -101,7 +101,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the scripted story against the running stack (`make dev` in another terminal)."""
-    from shared import demo, localdb
+    from shared.dev import demo, localdb
 
     url = os.environ.get("DATABASE_URL") or localdb.url()
     if url is None:
@@ -156,7 +156,7 @@ def cmd_vault_store(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(_: argparse.Namespace) -> int:
-    from shared.seed import seed_demo
+    from shared.dev.seed import seed_demo
 
     demo = seed_demo()
     print(f"demo user {demo['user_id']} ({demo['email']}), goal {demo['goal_id']}")
@@ -164,7 +164,7 @@ def cmd_seed(_: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from shared.devserver import serve
+    from shared.dev.devserver import serve
 
     serve(port=args.port)
     return 0
@@ -175,7 +175,7 @@ def _dev_kompromat_key() -> str:
     import base64
     import secrets
 
-    from shared import localdb
+    from shared.dev import localdb
 
     path = localdb.state_dir() / "dev-kompromat-key"
     if not path.exists():
@@ -195,10 +195,10 @@ def _dev_defaults(database_url: str) -> None:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Start the database, migrate, seed, print a token, and serve until Ctrl-C."""
-    from shared import localdb, migrate
     from shared.auth import mint_token
-    from shared.devserver import dev_cron_seconds, function_sources, provider_modes, serve
-    from shared.seed import seed_demo
+    from shared.dev import localdb, migrate
+    from shared.dev.devserver import dev_cron_seconds, function_sources, provider_modes, serve
+    from shared.dev.seed import seed_demo
 
     started_here = "DATABASE_URL" not in os.environ
     url = localdb.start() if started_here else os.environ["DATABASE_URL"]

@@ -12,10 +12,10 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from shared import kompromat, vault
+from shared import kompromat, sealing
 from shared.auth import mint_token
 from shared.config import get_settings
-from shared.localdb import POSTGRES_BIN
+from shared.dev.localdb import POSTGRES_BIN
 from tests import factories as f
 from tests.http_helpers import bearer, client
 
@@ -48,32 +48,32 @@ def _upload(
 
 def test_vault_round_trip_and_row_binding() -> None:
     row, other_row, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    sealed = vault.seal(b"embarrassing", purpose="kompromat", row_id=row, user_id=user)
+    sealed = sealing.seal(b"embarrassing", purpose="kompromat", row_id=row, user_id=user)
     assert sealed.key_id == "k2"
     assert b"embarrassing" not in sealed.blob
-    assert vault.open_sealed(sealed, purpose="kompromat", row_id=row, user_id=user) == b"embarrassing"
+    assert sealing.open_sealed(sealed, purpose="kompromat", row_id=row, user_id=user) == b"embarrassing"
     for kwargs in ({"row_id": other_row, "user_id": user}, {"row_id": row, "user_id": uuid.uuid4()}):
-        with pytest.raises(vault.VaultError):
-            vault.open_sealed(sealed, purpose="kompromat", **kwargs)
-    with pytest.raises(vault.VaultError):
-        vault.open_sealed(sealed, purpose="x_access_token", row_id=row, user_id=user)
+        with pytest.raises(sealing.SealingError):
+            sealing.open_sealed(sealed, purpose="kompromat", **kwargs)
+    with pytest.raises(sealing.SealingError):
+        sealing.open_sealed(sealed, purpose="x_access_token", row_id=row, user_id=user)
 
 
 def test_vault_fresh_nonce_per_item() -> None:
     row, user = uuid.uuid4(), uuid.uuid4()
-    first = vault.seal(b"same", purpose="kompromat", row_id=row, user_id=user)
-    second = vault.seal(b"same", purpose="kompromat", row_id=row, user_id=user)
-    assert first.blob[: vault.NONCE_BYTES] != second.blob[: vault.NONCE_BYTES]
+    first = sealing.seal(b"same", purpose="kompromat", row_id=row, user_id=user)
+    second = sealing.seal(b"same", purpose="kompromat", row_id=row, user_id=user)
+    assert first.blob[: sealing.NONCE_BYTES] != second.blob[: sealing.NONCE_BYTES]
 
 
-@pytest.mark.parametrize("position", [0, vault.NONCE_BYTES, -1])
+@pytest.mark.parametrize("position", [0, sealing.NONCE_BYTES, -1])
 def test_vault_tampered_ciphertext_fails(position: int) -> None:
     row, user = uuid.uuid4(), uuid.uuid4()
-    sealed = vault.seal(b"content", purpose="kompromat", row_id=row, user_id=user)
+    sealed = sealing.seal(b"content", purpose="kompromat", row_id=row, user_id=user)
     blob = bytearray(sealed.blob)
     blob[position] ^= 0x01
-    with pytest.raises(vault.VaultError):
-        vault.open_sealed(vault.Sealed(sealed.key_id, bytes(blob)), purpose="kompromat", row_id=row, user_id=user)
+    with pytest.raises(sealing.SealingError):
+        sealing.open_sealed(sealing.Sealed(sealed.key_id, bytes(blob)), purpose="kompromat", row_id=row, user_id=user)
 
 
 def test_upload_stores_only_ciphertext_and_reveal_decrypts(alice: UUID, owner: Conn) -> None:
@@ -105,7 +105,7 @@ def test_ciphertext_moved_to_another_row_fails_to_decrypt(alice: UUID, owner: Co
         " public.kompromat where id = %s) where id = %s",
         [first, second],
     )
-    with pytest.raises(vault.VaultError):
+    with pytest.raises(sealing.SealingError):
         kompromat.reveal(second, reason="test")
     assert kompromat.reveal(first, reason="test").content == PNG
 

@@ -1,4 +1,4 @@
-"""The kompromat vault: AES-256-GCM in the application, never in the database.
+"""AES-256-GCM sealing of kompromat and tokens, in the application, never in the database.
 
 Each item gets a fresh 96-bit nonce. The key is picked by id from
 KOMPROMAT_KEYS, so keys rotate without losing old items. Associated data binds
@@ -17,7 +17,7 @@ from shared.config import get_settings
 NONCE_BYTES = 12
 
 
-class VaultError(Exception):
+class SealingError(Exception):
     """Decryption failed: wrong row, tampered bytes, or an unknown key. Carries no content."""
 
 
@@ -36,7 +36,7 @@ def _key(key_id: str) -> bytes:
     try:
         return keys[key_id]
     except KeyError:
-        raise VaultError(f"unknown key id {key_id!r}") from None
+        raise SealingError(f"unknown key id {key_id!r}") from None
 
 
 def seal(plaintext: bytes, *, purpose: str, row_id: UUID | str, user_id: UUID | str) -> Sealed:
@@ -50,14 +50,14 @@ def seal(plaintext: bytes, *, purpose: str, row_id: UUID | str, user_id: UUID | 
 
 
 def open_sealed(sealed: Sealed, *, purpose: str, row_id: UUID | str, user_id: UUID | str) -> bytes:
-    """Decrypt; any mismatch of key, row, user or bytes raises VaultError."""
+    """Decrypt; any mismatch of key, row, user or bytes raises SealingError."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     if len(sealed.blob) <= NONCE_BYTES:
-        raise VaultError("ciphertext is truncated")
+        raise SealingError("ciphertext is truncated")
     nonce, body = sealed.blob[:NONCE_BYTES], sealed.blob[NONCE_BYTES:]
     try:
         return AESGCM(_key(sealed.key_id)).decrypt(nonce, body, _aad(purpose, row_id, user_id))
     except InvalidTag:
-        raise VaultError("ciphertext does not authenticate for this row") from None
+        raise SealingError("ciphertext does not authenticate for this row") from None

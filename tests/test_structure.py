@@ -1,0 +1,54 @@
+"""Where things live: runtime apart from tooling, providers own their SDKs, functions stay thin."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _runtime_files() -> list[Path]:
+    shared = [p for p in (REPO / "shared").rglob("*.py") if "dev" not in p.relative_to(REPO / "shared").parts[:1]]
+    return shared + sorted((REPO / "functions").glob("*/main.py"))
+
+
+def test_runtime_never_imports_dev_tooling() -> None:
+    offenders = {
+        str(path.relative_to(REPO)): sorted(
+            m for m in _imports(path) if m == "shared.dev" or m.startswith("shared.dev.")
+        )
+        for path in _runtime_files()
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_import_check_sees_a_lazy_import(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f() -> None:\n    from shared.dev import seed\n")
+    assert "shared.dev.seed" in _imports(sample)
+
+
+def test_function_entry_points_are_thin_and_assert_free() -> None:
+    for path in sorted((REPO / "functions").glob("*/main.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        assert not any(isinstance(node, ast.Assert) for node in ast.walk(tree)), f"{path} uses assert"
+        lines = [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        assert len(lines) <= 60, f"{path} has {len(lines)} lines: logic has leaked into it"
+
+
+def test_console_script_points_at_dev_cli() -> None:
+    text = (REPO / "pyproject.toml").read_text()
+    assert 'threativator = "shared.dev.cli:main"' in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -37,6 +38,7 @@ class CheckResult(BaseModel):
     deferred: int = 0
     reminders_queued: int = 0
     notifications: dict[str, int] = Field(default_factory=dict)
+    stage_failures: list[str] = Field(default_factory=list, description="Stages that failed in this pass")
 
 
 def detect(result: CheckResult, deadline: float) -> None:
@@ -157,15 +159,33 @@ def dispatch(result: CheckResult, deadline: float) -> None:
 
 
 def run(_: CheckRequest | None = None) -> CheckResult:
+    """One pass. Each stage runs even when an earlier one failed; the answer names the stages that did.
+
+    Notices go last, so what detection and dispatch queued in this pass is sent in this pass."""
     from shared import notifications
 
     settings = get_settings()
     deadline = time.monotonic() + settings.check_deadlines_time_budget_seconds
     result = CheckResult()
-    detect(result, deadline)
-    result.reminders_queued = notifications.queue_reminders()
-    result.notifications = notifications.send_due()
-    dispatch(result, deadline)
+
+    def reminders() -> None:
+        result.reminders_queued = notifications.queue_reminders()
+
+    def send() -> None:
+        result.notifications = notifications.send_due()
+
+    stages: list[tuple[str, Callable[[], None]]] = [
+        ("detection", lambda: detect(result, deadline)),
+        ("reminders", reminders),
+        ("dispatch", lambda: dispatch(result, deadline)),
+        ("notifications", send),
+    ]
+    for name, stage in stages:
+        try:
+            stage()
+        except Exception:
+            _logger.exception("deadline check stage failed", extra={"fields": {"stage": name}})
+            result.stage_failures.append(name)
     fields: dict[str, Any] = result.model_dump()
     _logger.info("deadline check", extra={"fields": fields})
     with db.as_service() as conn:

@@ -27,7 +27,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from shared import db
+from shared import charities, db
 from shared.config import ConfigError, get_settings
 from shared.errors import ApiError, not_found
 from shared.log import get_logger
@@ -37,14 +37,6 @@ if TYPE_CHECKING:
 
 _logger = get_logger("threativator.engine")
 
-CHARITY_NAMES = {
-    "givedirectly": "GiveDirectly",
-    "against_malaria_foundation": "the Against Malaria Foundation",
-    "doctors_without_borders": "Doctors Without Borders",
-    "red_cross": "the Red Cross",
-    "unicef": "UNICEF",
-    "wikimedia": "the Wikimedia Foundation",
-}
 # What X accepts as a single media upload here; other kinds of kompromat go by email only.
 X_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
@@ -126,7 +118,6 @@ def execute(consequence_id: UUID, owner: str | None = None) -> ExecutionResult:
     except Permanent as why:
         finished = _finish(row, owner, "failed", error=str(why))
         _logger.warning("consequence failed", extra={"fields": {**log_fields, "reason": str(why)}})
-        _notify(finished, why.notice)
         return _result(finished, "failed")
     except (Retryable, ConfigError) as why:
         return _retry(row, owner, str(why), log_fields)
@@ -136,7 +127,6 @@ def execute(consequence_id: UUID, owner: str | None = None) -> ExecutionResult:
         return _retry(row, owner, f"internal: {type(unexpected).__name__}", log_fields)
     finished = _finish(row, owner, "completed", provider_reference=reference)
     _logger.info("consequence completed", extra={"fields": log_fields})
-    _notify(finished, "executed")
     return _result(finished, "executed")
 
 
@@ -145,7 +135,6 @@ def _retry(row: dict[str, Any], owner: str, error: str, log_fields: dict[str, An
     if row["attempts"] >= settings.consequence_max_attempts:
         finished = _finish(row, owner, "failed", error=f"gave up after {row['attempts']} attempts: {error}")
         _logger.error("consequence gave up", extra={"fields": {**log_fields, "reason": error}})
-        _notify(finished, "failed")
         return _result(finished, "failed")
     backoff = settings.consequence_backoff_base_seconds * 2 ** min(row["attempts"] - 1, 10)
     finished = _finish(row, owner, "retry", error=error, retry_in=backoff)
@@ -250,7 +239,7 @@ def _dry_transfer(row: dict[str, Any], amount: int, charity: str, metadata: dict
     outbox.record(
         "transfer",
         charity,
-        f"${amount / 100:,.2f} to {CHARITY_NAMES.get(charity, charity)}",
+        f"${amount / 100:,.2f} to {charities.display_name(charity)}",
         {"amount_cents": amount, "idempotency_key": f"consequence-{row['id']}", **metadata},
     )
     return f"dry_tr_{row['id'].hex[:16]}"
@@ -466,30 +455,3 @@ def _post(token: str, text: str, media_id: str) -> str:
     if not data or "id" not in data:
         raise Retryable("x answered without a post id")
     return str(data["id"])
-
-
-# -----------------------------------------------------------------------------
-# Telling the user
-# -----------------------------------------------------------------------------
-def _notify(row: dict[str, Any], notice: str) -> None:
-    from shared import notifications
-
-    story = _story(row)
-    monetary = str(row["consequence_type"]) == "monetary"
-    data = notifications.ConsequenceNotificationData(
-        consequence_id=row["id"],
-        goal_title=story.goal_title,
-        kind="monetary" if monetary else "humiliation",
-        outcome=notice if notice in ("executed", "failed", "insufficient_funds") else "failed",  # type: ignore[arg-type]
-        amount_cents=int(row["monetary_amount"] * 100) if monetary and row["monetary_amount"] else None,
-        charity=CHARITY_NAMES.get(str(row["charity_destination"])) if monetary else None,
-    )
-    try:
-        notifications.request(
-            notifications.ConsequenceNotification(
-                type="consequence_notification", user_id=row["user_id"], template_data=data
-            )
-        )
-    except Exception:
-        # The consequence stands; a notice that could not be queued is for the operators.
-        _logger.exception("consequence notice not queued", extra={"fields": {"consequence_id": str(row["id"])}})

@@ -116,30 +116,6 @@ def _record(submission_id: UUID, status: str, result: dict[str, Any] | None, *, 
     return row
 
 
-def _notify(sub: dict[str, Any], status: str, feedback: str | None = None) -> None:
-    outcome = status if status in ("passed", "failed", "needs_review", "awaiting_witness") else "needs_review"
-    data = notifications.SubmissionResultData.model_validate(
-        {
-            "submission_id": sub["id"],
-            "goal_title": sub["goal_title"],
-            "checkpoint_title": sub["checkpoint_title"],
-            "outcome": outcome,
-            "feedback": feedback[:2000] if feedback else None,
-        }
-    )
-    try:
-        notifications.request(
-            notifications.SubmissionResult(
-                type="submission_result",
-                user_id=sub["user_id"],
-                template_data=data,
-                dedupe_key=f"submission_result:{sub['id']}:{outcome}",
-            )
-        )
-    except Exception:
-        _logger.exception("submission result notice not sent", extra={"fields": {"submission_id": str(sub["id"])}})
-
-
 # -----------------------------------------------------------------------------
 # Grading
 # -----------------------------------------------------------------------------
@@ -165,8 +141,13 @@ def grade(submission_id: UUID, caller: Caller, *, force: bool = False) -> GradeR
         # Whatever stopped the grading, the submission goes back to pending for a retry.
         _abort(submission_id)
         raise
-    _notify(sub, status, (result or {}).get("feedback") or (result or {}).get("reason"))
+    notifications.send_queued_about([submission_id, *_witness_request_ids(result)])
     return _view(row, cached=False)
+
+
+def _witness_request_ids(result: dict[str, Any] | None) -> list[UUID]:
+    request_id = (result or {}).get("witness_request_id")
+    return [UUID(request_id)] if request_id else []
 
 
 def _abort(submission_id: UUID) -> None:
@@ -255,10 +236,6 @@ def _ask_witness(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict
         witness = conn.execute(
             "select id, verified, declined_at from public.contacts where id = %s", [sub["witness_contact_id"]]
         ).fetchone()
-        owner = conn.execute(
-            "select coalesce(display_name, split_part(email, '@', 1)) as name from public.users where id = %s",
-            [sub["user_id"]],
-        ).fetchone()
         if witness is None or not witness["verified"] or witness["declined_at"] is not None:
             raise conflict("the goal's witness has not confirmed their address")
         expires = datetime.now(UTC) + timedelta(hours=get_settings().witness_link_ttl_hours)
@@ -268,22 +245,25 @@ def _ask_witness(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict
             " where public.witness_requests.used_at is null returning id",
             [sub["id"], witness["id"], expires],
         ).fetchone()
+        if request is not None:
+            # The witness's email is queued with the request it carries the links of.
+            conn.execute(
+                "select app.queue_notification('witness_request', %s, %s, %s, %s)",
+                [
+                    sub["user_id"],
+                    request["id"],
+                    db.Json(
+                        {
+                            "submission_id": str(sub["id"]),
+                            "request_id": str(request["id"]),
+                            "contact_id": str(witness["id"]),
+                        }
+                    ),
+                    witness["id"],
+                ],
+            )
     if request is None:
         raise conflict("the witness has already given a verdict")
-    notifications.request(
-        notifications.WitnessRequest(
-            type="witness_request",
-            user_id=sub["user_id"],
-            template_data=notifications.WitnessRequestData(
-                submission_id=sub["id"],
-                request_id=request["id"],
-                contact_id=witness["id"],
-                goal_title=sub["goal_title"],
-                checkpoint_title=sub["checkpoint_title"],
-                owner_name=owner["name"] if owner else "Someone",
-            ),
-        )
-    )
     return "awaiting_witness", {**result, "witness_request_id": str(request["id"])}
 
 
@@ -301,9 +281,8 @@ def witness_verdict(body: WitnessVerdictRequest) -> GradeResponse:
             [UUID(claims["jti"]), submission_id, body.verdict, body.comment],
         ).fetchone()
     assert row is not None
-    sub = _load(submission_id)
-    _notify(sub, str(row["status"]), body.comment)
-    return _view(sub, cached=False)
+    notifications.send_queued_about([submission_id])
+    return _view(_load(submission_id), cached=False)
 
 
 # -----------------------------------------------------------------------------
@@ -312,6 +291,5 @@ def witness_verdict(body: WitnessVerdictRequest) -> GradeResponse:
 def vouch(submission_id: UUID, voucher: UUID) -> GradeResponse:
     with db.as_service() as conn:
         conn.execute("select app.record_vouch(%s, %s)", [submission_id, voucher])
-    sub = _load(submission_id)
-    _notify(sub, "passed", "Another Threativator user vouched for your proof.")
-    return _view(sub, cached=False)
+    notifications.send_queued_about([submission_id])
+    return _view(_load(submission_id), cached=False)

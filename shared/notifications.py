@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field
 
-from shared import db, links
+from shared import charities, db, links
 from shared.config import get_settings
 from shared.errors import conflict, not_found
 from shared.log import get_logger
@@ -34,19 +34,22 @@ DedupeKey = Annotated[str, Field(min_length=1, max_length=300)]
 # -----------------------------------------------------------------------------
 # Requests: one template_data model per type.
 # -----------------------------------------------------------------------------
+# Rows hold the type, the ids and the facts of the event; the wording (titles, names,
+# amounts) is read from the database when the row is sent. The optional text fields are
+# used only when the subject is not in the database (a service caller's own notice).
 class DeadlineReminderData(BaseModel):
     checkpoint_id: UUID
-    goal_title: str = Field(max_length=200)
-    checkpoint_title: str = Field(max_length=200)
-    deadline: datetime
     window: Literal["3d", "1d", "1h"]
-    is_final: bool = False
+    goal_title: str | None = Field(default=None, max_length=200)
+    checkpoint_title: str | None = Field(default=None, max_length=200)
+    deadline: datetime | None = None
+    is_final: bool | None = None
 
 
 class SubmissionResultData(BaseModel):
     submission_id: UUID
-    goal_title: str = Field(max_length=200)
-    checkpoint_title: str = Field(max_length=200)
+    goal_title: str | None = Field(default=None, max_length=200)
+    checkpoint_title: str | None = Field(default=None, max_length=200)
     outcome: Literal["passed", "failed", "needs_review", "awaiting_witness"]
     feedback: str | None = Field(default=None, max_length=2000)
 
@@ -55,9 +58,9 @@ class WitnessRequestData(BaseModel):
     submission_id: UUID
     request_id: UUID
     contact_id: UUID
-    goal_title: str = Field(max_length=200)
-    checkpoint_title: str = Field(max_length=200)
-    owner_name: str = Field(max_length=100)
+    goal_title: str | None = Field(default=None, max_length=200)
+    checkpoint_title: str | None = Field(default=None, max_length=200)
+    owner_name: str | None = Field(default=None, max_length=100)
 
 
 class ContactVerificationData(BaseModel):
@@ -66,8 +69,8 @@ class ContactVerificationData(BaseModel):
 
 class ConsequenceNotificationData(BaseModel):
     consequence_id: UUID
-    goal_title: str = Field(max_length=200)
-    kind: Literal["monetary", "humiliation"]
+    goal_title: str | None = Field(default=None, max_length=200)
+    kind: Literal["monetary", "humiliation"] | None = None
     outcome: Literal["executed", "failed", "insufficient_funds"] = "executed"
     amount_cents: int | None = Field(default=None, ge=0)
     charity: str | None = Field(default=None, max_length=100)
@@ -75,13 +78,13 @@ class ConsequenceNotificationData(BaseModel):
 
 class SparedData(BaseModel):
     checkpoint_id: UUID
-    goal_title: str = Field(max_length=200)
-    checkpoint_title: str = Field(max_length=200)
+    goal_title: str | None = Field(default=None, max_length=200)
+    checkpoint_title: str | None = Field(default=None, max_length=200)
 
 
 class StakeReleasedData(BaseModel):
     goal_id: UUID
-    goal_title: str = Field(max_length=200)
+    goal_title: str | None = Field(default=None, max_length=200)
     amount_cents: int = Field(ge=0)
 
 
@@ -273,8 +276,11 @@ def _finish(
         )
 
 
-def deliver(notification_id: UUID) -> str:
-    """Claim and send one row; returns its resulting status ('skipped' when someone else holds it)."""
+def deliver(notification_id: UUID, *, retry_budget_seconds: float | None = None) -> str:
+    """Claim and send one row; returns its resulting status ('skipped' when someone else holds it).
+
+    A 429/5xx is retried in-process within the budget (NOTIFICATION_RETRY_BUDGET_SECONDS by
+    default; 0 never waits), then left queued with a backoff for the scheduler."""
     row = _claim(notification_id)
     if row is None:
         return "skipped"
@@ -284,7 +290,8 @@ def deliver(notification_id: UUID) -> str:
     except _Suppressed as why:
         _finish(row["id"], "suppressed", error=str(why))
         return "suppressed"
-    deadline = time.monotonic() + settings.notification_retry_budget_seconds
+    budget = settings.notification_retry_budget_seconds if retry_budget_seconds is None else retry_budget_seconds
+    deadline = time.monotonic() + budget
     attempt = 0
     while True:
         attempt += 1
@@ -323,9 +330,39 @@ def send_due(limit: int = 100) -> dict[str, int]:
         ]
     counts: dict[str, int] = {}
     for notification_id in ids:
-        outcome = deliver(notification_id)
+        outcome = _deliver_isolated(notification_id)
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
+
+
+def send_queued_about(subject_ids: list[UUID]) -> None:
+    """After a state change has committed: try its queued notices now, never waiting on a retry.
+
+    Whatever does not go out stays queued for the scheduler's next pass; nothing here raises."""
+    try:
+        with db.as_service() as conn:
+            ids = [
+                r["id"]
+                for r in conn.execute(
+                    "select id from public.notifications where subject_id = any(%s) and status = 'queued'"
+                    " and next_attempt_at <= now() order by created_at",
+                    [subject_ids],
+                ).fetchall()
+            ]
+    except Exception:
+        _logger.exception("queued notices left for the scheduler", extra={"fields": {"count": len(subject_ids)}})
+        return
+    for notification_id in ids:
+        _deliver_isolated(notification_id, retry_budget_seconds=0)
+
+
+def _deliver_isolated(notification_id: UUID, *, retry_budget_seconds: float | None = None) -> str:
+    """deliver(), but a fault in one row is that row's alone: it is logged and the row waits for its lease."""
+    try:
+        return deliver(notification_id, retry_budget_seconds=retry_budget_seconds)
+    except Exception:
+        _logger.exception("notification delivery error", extra={"fields": {"notification_id": str(notification_id)}})
+        return "error"
 
 
 def queue_reminders(now: datetime | None = None) -> int:
@@ -519,11 +556,93 @@ def _recipient_and_links(conn: db.Connection, row: dict[str, Any]) -> tuple[str,
     return str(user["email"]), extra
 
 
+# What each kind of notice reads from the database at send time, by the id its row holds.
+_CONTEXT = {
+    "deadline_reminder": (
+        "checkpoint_id",
+        "select g.title as goal_title, cp.title as checkpoint_title, cp.deadline, cp.is_final"
+        " from public.checkpoints cp join public.goals g on g.id = cp.goal_id where cp.id = %s",
+    ),
+    "spared": (
+        "checkpoint_id",
+        "select g.title as goal_title, cp.title as checkpoint_title"
+        " from public.checkpoints cp join public.goals g on g.id = cp.goal_id where cp.id = %s",
+    ),
+    "submission_result": (
+        "submission_id",
+        "select g.title as goal_title, cp.title as checkpoint_title, s.ai_analysis_result as result,"
+        " s.human_verdict, s.vouched_by,"
+        " (select w.comment from public.witness_requests w where w.submission_id = s.id) as comment"
+        " from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id"
+        " join public.goals g on g.id = cp.goal_id where s.id = %s",
+    ),
+    "witness_request": (
+        "submission_id",
+        "select g.title as goal_title, cp.title as checkpoint_title,"
+        " coalesce(u.display_name, split_part(u.email, '@', 1)) as owner_name"
+        " from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id"
+        " join public.goals g on g.id = cp.goal_id join public.users u on u.id = s.user_id where s.id = %s",
+    ),
+    "consequence_notification": (
+        "consequence_id",
+        "select g.title as goal_title, c.consequence_type::text as consequence_type,"
+        " (c.monetary_amount * 100)::bigint as amount_cents, c.charity_destination::text as charity_id"
+        " from public.consequences c join public.goals g on g.id = c.goal_id where c.id = %s",
+    ),
+    "stake_released": ("goal_id", "select g.title as goal_title from public.goals g where g.id = %s"),
+}
+
+
+_WORDING = ("goal_title", "checkpoint_title", "owner_name")
+_PLAIN = {
+    "goal_title": "your goal",
+    "checkpoint_title": "your checkpoint",
+    "owner_name": "A Threativator user",
+    "kind": "humiliation",
+}
+
+
+def _feedback(found: dict[str, Any]) -> str | None:
+    if found.get("vouched_by") is not None:
+        return "Another Threativator user vouched for your proof."
+    if found.get("human_verdict") is not None:
+        return found.get("comment")
+    result = found.get("result") or {}
+    feedback = result.get("feedback") or result.get("reason")
+    return str(feedback)[:2000] if feedback else None
+
+
+def _with_context(conn: db.Connection, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The row's data with the current wording from the database filled in."""
+    if kind not in _CONTEXT:
+        return data
+    id_field, query = _CONTEXT[kind]
+    found = conn.execute(query, [data[id_field]]).fetchone()
+    if found is None:
+        # A service caller's notice about something we do not hold: its own words, or plain ones.
+        if kind == "deadline_reminder" and not data.get("deadline"):
+            raise _Suppressed("the checkpoint no longer exists")
+        return {**_PLAIN, **{k: v for k, v in data.items() if v is not None}}
+    merged = {**data, **{k: found[k] for k in _WORDING if found.get(k) is not None}}
+    if kind == "deadline_reminder":
+        merged["deadline"] = found["deadline"].isoformat()
+        merged["is_final"] = found["is_final"]
+    if kind == "submission_result" and not data.get("feedback"):
+        merged["feedback"] = _feedback(found)
+    if kind == "consequence_notification":
+        monetary = found["consequence_type"] == "monetary"
+        merged["kind"] = "monetary" if monetary else "humiliation"
+        merged["amount_cents"] = found["amount_cents"] if monetary else None
+        merged["charity"] = charities.display_name(found["charity_id"]) if monetary else None
+    return merged
+
+
 def render(row: dict[str, Any]) -> email_provider.Email:
     settings = get_settings()
     kind = str(row["type"])
     data = _DATA_MODEL[kind].model_validate(row["template_data"]).model_dump(mode="json")
     with db.as_service() as conn:
+        data = _with_context(conn, kind, data)
         to, links_ = _recipient_and_links(conn, row)
         user = conn.execute(
             "select display_name, time_zone from public.users where id = %s", [row["user_id"]]

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
 
-from shared import engine
+from shared import engine, notifications
 from shared.auth import mint_token
 from shared.config import get_settings
 from tests import factories as f
@@ -478,6 +478,7 @@ def test_insufficient_held_funds_fail_once_and_tell_the_user(providers: Provider
     result = trigger(row["id"]).json
     assert result["execution_status"] == "failed" and result["last_error"].startswith("insufficient_funds")
     assert providers.stripe.created("/v1/transfers") == []
+    notifications.send_due()  # the scheduler's pass sends what finishing queued
     assert "did not hold enough" in providers.sendgrid.text(providers.sendgrid.mails[-1])
     assert check()["dispatched"] == 0
 

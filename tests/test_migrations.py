@@ -3,7 +3,9 @@ and refuse to continue when an applied file has changed."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 
 from shared.dev import migrate
 from shared.dev.cli import main as cli_main
+from shared.dev.localdb import POSTGRES_BIN
 
 
 @pytest.fixture
@@ -42,14 +45,16 @@ def _schema_fingerprint(url: str) -> list[tuple[str, ...]]:
 def test_migrate_applies_everything_then_nothing(scratch_url: str) -> None:
     first = migrate.migrate(scratch_url, local=True)
     assert first[0] == "local/001_supabase_standins.sql"
-    assert first[1:] == sorted(p.name for p in migrate.SQL_DIR.glob("*.sql"))
+    numbered = sorted(p.name for p in migrate.SQL_DIR.glob("*.sql"))
+    repeatable = sorted(f"functions/{p.name}" for p in (migrate.SQL_DIR / "functions").glob("*.sql"))
+    assert first[1:] == numbered + repeatable
     fingerprint = _schema_fingerprint(scratch_url)
     assert migrate.migrate(scratch_url, local=True) == []
     assert _schema_fingerprint(scratch_url) == fingerprint
     assert migrate.pending(scratch_url, local=True) == []
     with psycopg.connect(scratch_url) as conn:
         rows = conn.execute("select filename, checksum from app.schema_migrations order by filename").fetchall()
-    assert len(rows) == len(first)
+    assert len(rows) == len(first) - len(repeatable)
     assert all(len(checksum) == 64 for _, checksum in rows)
 
 
@@ -89,3 +94,126 @@ def test_migrate_cli_reports_a_changed_file(
         conn.execute("update app.schema_migrations set checksum = 'x' where filename = '003_rls.sql'")
     assert cli_main(["migrate", "--local"]) == 1
     assert "003_rls.sql has changed" in capsys.readouterr().err
+
+
+# The numbered migrations up to this one defined functions in a chain of `create or replace`;
+# sql/functions/ is now the one home of each. They stay as applied history, never edited.
+LAST_MIGRATION_BEFORE_REPEATABLES = 12
+_DEFINITION = re.compile(r"create\s+(?:or\s+replace\s+)?function\s+([\w.]+)\s*\(", re.IGNORECASE)
+_TRIGGER = re.compile(r"create\s+(?:or\s+replace\s+)?trigger\s+(\w+)\s.*?\bon\s+([\w.]+)", re.IGNORECASE | re.DOTALL)
+
+
+def _defined(path: Path) -> list[str]:
+    text = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
+    functions = [m.group(1).lower() for m in _DEFINITION.finditer(text)]
+    triggers = [f"trigger {m.group(1)} on {m.group(2)}".lower() for m in _TRIGGER.finditer(text)]
+    return functions + triggers
+
+
+def _homes(sql_dir: Path) -> dict[str, list[str]]:
+    homes: dict[str, list[str]] = {}
+    files = sorted((sql_dir / "functions").glob("*.sql")) + [
+        p for p in sorted(sql_dir.glob("*.sql")) if int(p.name.split("_")[0]) > LAST_MIGRATION_BEFORE_REPEATABLES
+    ]
+    for path in files:
+        for name in _defined(path):
+            homes.setdefault(name, []).append(path.name)
+    return homes
+
+
+def test_every_function_and_trigger_has_one_home() -> None:
+    homes = _homes(migrate.SQL_DIR)
+    assert {name: files for name, files in homes.items() if len(files) > 1} == {}
+    historic = {
+        name
+        for path in migrate.SQL_DIR.glob("*.sql")
+        if int(path.name.split("_")[0]) <= LAST_MIGRATION_BEFORE_REPEATABLES
+        for name in _defined(path)
+    }
+    assert sorted(historic - homes.keys()) == [], "defined only in applied history: give it a home in sql/functions/"
+
+
+def test_one_home_check_fails_on_a_second_definition(tmp_path: Path) -> None:
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(migrate.SQL_DIR, sql_dir)
+    (sql_dir / "functions" / "zz_copy.sql").write_text(
+        "create or replace function app.audit(p text) returns void language sql as $$ select $$;"
+    )
+    assert _homes(sql_dir)["app.audit"] == ["goals.sql", "zz_copy.sql"]
+
+
+def test_changed_repeatable_file_is_reapplied_alone(scratch_url: str, tmp_path: Path) -> None:
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(migrate.SQL_DIR, sql_dir)
+    migrate.migrate(scratch_url, local=True, sql_dir=sql_dir)
+    rls = sql_dir / "functions" / "rls.sql"
+    rls.write_text(rls.read_text() + "\ncomment on function private.owns_goal(uuid) is 'edited';\n")
+    assert migrate.migrate(scratch_url, local=True, sql_dir=sql_dir) == ["functions/rls.sql"]
+    assert migrate.migrate(scratch_url, local=True, sql_dir=sql_dir) == []
+    with psycopg.connect(scratch_url) as conn:
+        comment = conn.execute("select obj_description('private.owns_goal(uuid)'::regprocedure)").fetchone()
+    assert comment == ("edited",)
+
+
+def test_broken_repeatable_file_changes_nothing(scratch_url: str, tmp_path: Path) -> None:
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(migrate.SQL_DIR, sql_dir)
+    migrate.migrate(scratch_url, local=True, sql_dir=sql_dir)
+    rls = sql_dir / "functions" / "rls.sql"
+    rls.write_text("comment on function private.owns_goal(uuid) is 'half';\nselect broken syntax;\n")
+    with pytest.raises(migrate.MigrationError, match=r"functions/rls\.sql failed"):
+        migrate.migrate(scratch_url, local=True, sql_dir=sql_dir)
+    with psycopg.connect(scratch_url) as conn:
+        comment = conn.execute("select obj_description('private.owns_goal(uuid)'::regprocedure)").fetchone()
+    assert comment == (None,)
+
+
+# Functions the repeatable files have changed on purpose since they took over from the
+# numbered migrations; everything else must dump exactly as the numbered chain left it.
+CHANGED_SINCE_MOVE = frozenset({"app.finish_consequence", "app.record_grade", "app.queue_notification"})
+
+
+def _dump(url: str) -> str:
+    result = subprocess.run(
+        [str(POSTGRES_BIN / "pg_dump"), "--schema-only", "--no-owner", "--dbname", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return re.sub(r"^\\(un)?restrict .*$", "", result.stdout, flags=re.MULTILINE)
+
+
+def _sections(dump: str) -> dict[str, str]:
+    """pg_dump's sections by their header line; functions changed on purpose left out."""
+    found: dict[str, str] = {}
+    for part in re.split(r"\n--\n-- (?=Name: )", dump)[1:]:
+        header, _, body = part.partition("\n")
+        name = header.split(";")[0].removeprefix("Name: ").removeprefix("FUNCTION ")
+        schema = re.search(r"Schema: ([\w-]+)", header)
+        qualified = f"{schema.group(1)}.{name.split('(')[0]}" if schema else name
+        if qualified not in CHANGED_SINCE_MOVE:
+            found[header] = body.strip()
+    return found
+
+
+def test_repeatable_files_leave_the_numbered_schema_identical(scratch_url: str, pg_admin_url: str) -> None:
+    migrate.migrate(scratch_url, local=True)
+    with_repeatables = _sections(_dump(scratch_url))
+    name = f"scratch_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
+    numbered_only = pg_admin_url.replace("/postgres?", f"/{name}?")
+    try:
+        with psycopg.connect(numbered_only, autocommit=True) as conn:
+            for step in migrate.discover(local=True):
+                conn.execute(step.sql.encode("utf-8"))
+        before = _sections(_dump(numbered_only))
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("drop database {} with (force)").format(psycopg.sql.Identifier(name)))
+    before = {k: v for k, v in before.items() if "schema_migrations" not in k and "repeatable_migrations" not in k}
+    after = {
+        k: v for k, v in with_repeatables.items() if "schema_migrations" not in k and "repeatable_migrations" not in k
+    }
+    assert sorted(set(before) ^ set(after)) == []
+    assert [k for k in before if before[k] != after[k]] == []

@@ -1,6 +1,11 @@
 """Ordered SQL migrations, each applied once in its own transaction and recorded
 with its checksum in app.schema_migrations. An applied file that has changed
-stops the run before anything is applied."""
+stops the run before anything is applied.
+
+Then the repeatable files (sql/functions/*.sql: functions, triggers, grants,
+written with `create or replace`) are re-applied, in name order, whenever their
+checksum differs from the one recorded in app.repeatable_migrations. Each
+function has exactly one home there, so that file says what it is today."""
 
 from __future__ import annotations
 
@@ -34,6 +39,11 @@ class Migration:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
 
 
+def discover_repeatable(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """The repeatable files, in name order."""
+    return [Migration(f"functions/{p.name}", p) for p in sorted((sql_dir / "functions").glob("*.sql"))]
+
+
 def discover(sql_dir: Path = SQL_DIR, *, local: bool = False) -> list[Migration]:
     """The migrations in order: sql/local/*.sql first when local, then sql/*.sql."""
     found: list[Migration] = []
@@ -53,6 +63,12 @@ create table if not exists app.schema_migrations (
   applied_at timestamptz not null default now()
 );
 revoke all on app.schema_migrations from public;
+create table if not exists app.repeatable_migrations (
+  filename text primary key,
+  checksum text not null,
+  applied_at timestamptz not null default now()
+);
+revoke all on app.repeatable_migrations from public;
 """
 
 
@@ -62,6 +78,12 @@ def applied(conn: psycopg.Connection[tuple[str, str]]) -> dict[str, str]:
         return {}
     rows = conn.execute("select filename, checksum from app.schema_migrations").fetchall()
     return {name: checksum for name, checksum in rows}
+
+
+def _changed_repeatables(conn: psycopg.Connection[tuple[str, str]], files: list[Migration]) -> list[Migration]:
+    rows = conn.execute("select filename, checksum from app.repeatable_migrations").fetchall()
+    done = {name: checksum for name, checksum in rows}
+    return [m for m in files if done.get(m.name) != m.checksum]
 
 
 def pending(conninfo: str, *, local: bool = False, sql_dir: Path = SQL_DIR) -> list[str]:
@@ -87,8 +109,11 @@ def _check(migrations: list[Migration], done: dict[str, str]) -> list[Migration]
 
 
 def migrate(conninfo: str, *, local: bool = False, sql_dir: Path = SQL_DIR) -> list[str]:
-    """Apply what is pending, in order; return the names applied. Safe to run again."""
+    """Apply what is pending, in order, then every changed repeatable file; return the names applied.
+
+    Safe to run again: a second run applies nothing."""
     migrations = discover(sql_dir, local=local)
+    repeatables = discover_repeatable(sql_dir)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(%s)", [_ADVISORY_LOCK_ID])
         try:
@@ -104,6 +129,20 @@ def migrate(conninfo: str, *, local: bool = False, sql_dir: Path = SQL_DIR) -> l
                         "insert into app.schema_migrations (filename, checksum) values (%s, %s)",
                         [migration.name, migration.checksum],
                     )
-            return [m.name for m in todo]
+            changed = _changed_repeatables(conn, repeatables)
+            for repeatable in changed:
+                with conn.transaction():
+                    # Bodies may name functions another repeatable file defines; pg_dump does the same.
+                    conn.execute("set local check_function_bodies = off")
+                    try:
+                        conn.execute(repeatable.sql.encode("utf-8"))
+                    except psycopg.Error as error:
+                        raise MigrationError(f"{repeatable.name} failed: {error}") from error
+                    conn.execute(
+                        "insert into app.repeatable_migrations (filename, checksum) values (%s, %s)"
+                        " on conflict (filename) do update set checksum = excluded.checksum, applied_at = now()",
+                        [repeatable.name, repeatable.checksum],
+                    )
+            return [m.name for m in todo] + [m.name for m in changed]
         finally:
             conn.execute("select pg_advisory_unlock(%s)", [_ADVISORY_LOCK_ID])

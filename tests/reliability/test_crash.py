@@ -208,3 +208,48 @@ def dict_row_factory() -> Any:
     from psycopg.rows import dict_row
 
     return dict_row
+
+
+KILLED_AFTER_FINISH = """
+import os, signal, sys
+from uuid import UUID
+from shared import engine
+finish = engine._finish
+def finish_then_die(*args, **kwargs):
+    finished = finish(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)  # after the commit, before anything else
+    return finished
+engine._finish = finish_then_die
+engine.execute(UUID(sys.argv[1]))
+"""
+
+
+def test_executor_killed_after_finishing_still_sends_the_notice_once(
+    fakes: dict[str, Any], owner: Conn, repo_root: Path
+) -> None:
+    user = f.user(owner, "killed")
+    goal = f.goal(owner, user, stake="30.00", checkpoints=1)
+    overdue_goal(owner, goal)
+    owner.execute("select app.detect_missed_deadlines(100, 1, 1)")
+    row = owner.execute("select id from public.consequences where consequence_type = 'monetary' limit 1").fetchone()
+    assert row is not None
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_FINISH, str(row["id"])],
+        cwd=repo_root,
+        env=dict(os.environ),
+        capture_output=True,
+        timeout=60,
+    )
+    assert child.returncode == -signal.SIGKILL
+    state = owner.execute("select execution_status::text as s from public.consequences where id = %s", [row["id"]])
+    assert state.fetchone() == {"s": "completed"}
+    notice = owner.execute(
+        "select id, status::text as status from public.notifications where subject_id = %s", [row["id"]]
+    ).fetchone()
+    assert notice is not None and notice["status"] == "queued"  # born with the outcome, not yet sent
+    for _ in range(3):  # repeated passes
+        deadlines.run()
+    sent = [m for m in fakes["sendgrid"].mails if m.json["custom_args"].get("notification_id") == str(notice["id"])]
+    assert len(sent) == 1 and "of your stake went to" in fakes["sendgrid"].text(sent[0])
+    transfers = [t for t in fakes["stripe"].objects["transfer"] if t["metadata"]["consequence_id"] == str(row["id"])]
+    assert len(transfers) == 1

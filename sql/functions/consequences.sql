@@ -1,0 +1,292 @@
+-- Repeatable: re-applied whenever this file changes (see shared/dev/migrate.py).
+-- Detection (with the roulette) and the consequence engine's claim/finish protocol.
+-- Every function, trigger and grant here is this file's alone; numbered migrations hold tables,
+-- types, indexes, RLS and policies.
+
+create or replace function private.random_u32() returns bigint
+language sql volatile
+as $$
+  select ('x' || substr(replace(pg_catalog.gen_random_uuid()::text, '-', ''), 1, 8))::bit(32)::bigint
+$$;
+
+create or replace function private.has_protecting_submission(p_checkpoint_id uuid, p_deadline timestamptz,
+                                                             p_grace interval) returns boolean
+language sql stable
+as $$
+  select exists (
+    select 1 from public.submissions s
+    where s.checkpoint_id = p_checkpoint_id and s.submitted_at <= p_deadline
+      and (s.status = 'passed'
+           or (s.status in ('pending', 'grading', 'awaiting_witness', 'needs_review')
+               and pg_catalog.now() < p_deadline + p_grace))
+  )
+$$;
+
+-- -----------------------------------------------------------------------------
+-- Detection
+-- -----------------------------------------------------------------------------
+-- Finds up to p_batch missed checkpoints and up to p_batch failed goals, marks
+-- them, rolls the roulette for checkpoints and writes every consequence row,
+-- one statement per kind. Safe under any number of concurrent runs: rows are
+-- taken with skip locked and re-checked as they are updated. Returns counts.
+create or replace function app.detect_missed_deadlines(
+  p_batch integer default 500,
+  p_odds_numerator integer default 1,
+  p_odds_denominator integer default 3,
+  p_review_grace interval default interval '7 days'
+) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_checkpoints integer := 0;
+  v_hits integer := 0;
+  v_spared integer := 0;
+  v_checkpoint_consequences integer := 0;
+  v_goals integer := 0;
+  v_goal_consequences integer := 0;
+begin
+  if p_odds_numerator > p_odds_denominator then
+    raise exception using errcode = '22023', message = 'roulette odds must be at most 1';
+  end if;
+
+  -- Missed checkpoints (not the final one): mark, roll, and write the consequence of a hit.
+  with candidates as (
+    select cp.id, cp.goal_id
+    from public.checkpoints cp
+    join public.goals g on g.id = cp.goal_id and g.status = 'active'
+    where cp.status = 'pending' and not cp.is_final and cp.deadline <= now()
+      and not private.has_protecting_submission(cp.id, cp.deadline, p_review_grace)
+    order by cp.deadline
+    limit p_batch
+    for update of cp skip locked
+  ), missed as (
+    update public.checkpoints cp set status = 'missed', missed_at = now()
+    from candidates c
+    where cp.id = c.id and cp.status = 'pending'
+    returning cp.id, cp.goal_id
+  ), facts as (
+    select m.id as checkpoint_id, m.goal_id, g.user_id, g.charity_destination, g.minor_kompromat_id,
+           round(g.monetary_stake / ((select count(*) from public.checkpoints x
+                                      where x.goal_id = g.id and not x.is_final) + 1), 2) as share,
+           (select c.id from public.contacts c
+            where c.user_id = g.user_id and c.verified and c.declined_at is null
+              and 'consequence_target' = any (c.role)
+            order by private.random_u32() limit 1) as target,
+           private.random_u32() as draw,
+           private.random_u32() as pick
+    from missed m join public.goals g on g.id = m.goal_id
+  ), decided as (
+    select f.*,
+           case when f.draw * p_odds_denominator < p_odds_numerator::bigint * 4294967296
+                then 'hit'::public.roulette_outcome else 'spared'::public.roulette_outcome end as outcome,
+           -- Among the consequences this goal can carry, pick one at random.
+           case
+             when f.share > 0 and f.minor_kompromat_id is not null and f.target is not null
+               then (case when f.pick % 2 = 0 then 'monetary' else 'humiliation_email' end)
+             when f.share > 0 then 'monetary'
+             when f.minor_kompromat_id is not null and f.target is not null then 'humiliation_email'
+           end as kind,
+           gen_random_uuid() as consequence_id
+    from facts f
+  ), rolls as (
+    insert into public.roulette_rolls (checkpoint_id, goal_id, user_id, draw, odds_numerator, odds_denominator,
+                                       outcome, consequence_id)
+    select d.checkpoint_id, d.goal_id, d.user_id, d.draw, p_odds_numerator, p_odds_denominator, d.outcome,
+           case when d.outcome = 'hit' and d.kind is not null then d.consequence_id end
+    from decided d
+    on conflict (checkpoint_id) do nothing
+    returning checkpoint_id, outcome, consequence_id
+  ), created as (
+    insert into public.consequences (id, checkpoint_id, goal_id, user_id, consequence_type, monetary_amount,
+                                     charity_destination, kompromat_id, target_contact_id, roulette_roll)
+    select d.consequence_id, d.checkpoint_id, d.goal_id, d.user_id, d.kind::public.consequence_type_enum,
+           case when d.kind = 'monetary' then d.share end,
+           d.charity_destination,
+           case when d.kind = 'humiliation_email' then d.minor_kompromat_id end,
+           case when d.kind = 'humiliation_email' then d.target end,
+           jsonb_build_object('draw', d.draw, 'odds', p_odds_numerator || '/' || p_odds_denominator,
+                              'outcome', d.outcome)
+    from decided d
+    join rolls r on r.checkpoint_id = d.checkpoint_id and r.consequence_id = d.consequence_id
+    on conflict (checkpoint_id, consequence_type) do nothing
+    returning id
+  ), spared_notices as (
+    -- The user is told they were spared; the dedupe key is send_notification's own.
+    insert into public.notifications (type, user_id, subject_id, dedupe_key, template_data)
+    select 'spared', d.user_id, d.checkpoint_id, 'spared:' || d.checkpoint_id || ':' || d.user_id,
+           jsonb_build_object('checkpoint_id', d.checkpoint_id, 'goal_title', g.title,
+                              'checkpoint_title', cp.title)
+    from decided d
+    join rolls r on r.checkpoint_id = d.checkpoint_id and r.outcome = 'spared'
+    join public.goals g on g.id = d.goal_id
+    join public.checkpoints cp on cp.id = d.checkpoint_id
+    on conflict (dedupe_key) do nothing
+    returning id
+  )
+  select (select count(*) from rolls),
+         (select count(*) from rolls where outcome = 'hit'),
+         (select count(*) from rolls where outcome = 'spared'),
+         (select count(*) from created)
+    into v_checkpoints, v_hits, v_spared, v_checkpoint_consequences;
+
+  -- Missed final deadlines: the goal fails, and every consequence it carries fires.
+  with candidates as (
+    select cp.id, cp.goal_id
+    from public.checkpoints cp
+    join public.goals g on g.id = cp.goal_id and g.status = 'active'
+    where cp.status = 'pending' and cp.is_final and cp.deadline <= now()
+      and not private.has_protecting_submission(cp.id, cp.deadline, p_review_grace)
+    order by cp.deadline
+    limit p_batch
+    for update of cp skip locked
+  ), missed as (
+    update public.checkpoints cp set status = 'missed', missed_at = now()
+    from candidates c
+    where cp.id = c.id and cp.status = 'pending'
+    returning cp.id, cp.goal_id
+  ), failed as (
+    update public.goals g set status = 'failed', closed_at = now()
+    from missed m
+    where g.id = m.goal_id and g.status = 'active'
+    returning g.id, g.user_id, g.charity_destination, g.major_kompromat_id, m.id as checkpoint_id
+  ), facts as (
+    select f.*,
+           -- The rest of the stake: what is reserved, less shares already owed but not yet paid.
+           app.goal_reserved_cents(f.id) - coalesce((
+             select sum(c.monetary_amount * 100)::bigint from public.consequences c
+             where c.goal_id = f.id and c.consequence_type = 'monetary' and c.provider_reference is null
+               and c.execution_status in ('pending', 'executing')), 0) as reserved_cents,
+           exists (select 1 from public.contacts c
+                   where c.user_id = f.user_id and c.verified and c.declined_at is null
+                     and 'consequence_target' = any (c.role)) as has_targets,
+           exists (select 1 from public.x_connections x where x.user_id = f.user_id) as has_x
+    from failed f
+  ), created as (
+    insert into public.consequences (checkpoint_id, goal_id, user_id, consequence_type, monetary_amount,
+                                     charity_destination, kompromat_id, social_platform)
+    select f.checkpoint_id, f.id, f.user_id, 'monetary'::public.consequence_type_enum, f.reserved_cents / 100.0,
+           f.charity_destination,
+           null, null
+    from facts f where f.reserved_cents > 0
+    union all
+    select f.checkpoint_id, f.id, f.user_id, 'humiliation_email'::public.consequence_type_enum, null, null,
+           f.major_kompromat_id, 'email'
+    from facts f where f.major_kompromat_id is not null and f.has_targets
+    union all
+    select f.checkpoint_id, f.id, f.user_id, 'humiliation_x'::public.consequence_type_enum, null, null,
+           f.major_kompromat_id, 'x'
+    from facts f where f.major_kompromat_id is not null and f.has_x
+    on conflict (checkpoint_id, consequence_type) do nothing
+    returning id
+  )
+  select (select count(*) from failed), (select count(*) from created) into v_goals, v_goal_consequences;
+
+  if v_checkpoints + v_goals > 0 then
+    perform app.audit('scheduler', null, 'detected', null, jsonb_build_object(
+      'checkpoints_missed', v_checkpoints, 'hits', v_hits, 'spared', v_spared, 'goals_failed', v_goals,
+      'consequences_created', v_checkpoint_consequences + v_goal_consequences));
+  end if;
+  return jsonb_build_object(
+    'checkpoints_missed', v_checkpoints, 'hits', v_hits, 'spared', v_spared, 'goals_failed', v_goals,
+    'consequences_created', v_checkpoint_consequences + v_goal_consequences,
+    'detected', v_checkpoints + v_goals);
+end
+$$;
+
+-- -----------------------------------------------------------------------------
+-- Execution protocol
+-- -----------------------------------------------------------------------------
+-- Claims a due consequence for one executor: pending (past its backoff), or
+-- executing under a lease that expired. Returns the row, or nothing when the
+-- consequence is not claimable (done, failed, or held by a live executor).
+create or replace function app.claim_consequence(p_consequence_id uuid, p_owner text, p_lease_seconds integer default 120)
+returns setof public.consequences
+language sql security definer
+set search_path = ''
+as $$
+  update public.consequences
+  set execution_status = 'executing', attempts = attempts + 1, lease_owner = p_owner,
+      lease_expires_at = now() + make_interval(secs => p_lease_seconds)
+  where id = p_consequence_id
+    and ((execution_status = 'pending' and next_attempt_at <= now())
+         or (execution_status = 'executing' and lease_expires_at < now()))
+  returning *
+$$;
+
+-- Records the charity transfer and forfeits the stake share in one transaction.
+create or replace function app.record_transfer(p_consequence_id uuid, p_owner text, p_transfer_id text, p_amount_cents bigint)
+returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_c public.consequences;
+begin
+  select * into v_c from public.consequences where id = p_consequence_id for update;
+  if v_c.execution_status <> 'executing' or v_c.lease_owner is distinct from p_owner then
+    raise exception using errcode = '55000', message = 'this executor no longer holds the consequence';
+  end if;
+  perform app.ledger_post(v_c.user_id, 'forfeit', p_amount_cents, 0, -p_amount_cents, p_amount_cents,
+    'forfeit:' || p_consequence_id, v_c.goal_id, p_consequence_id, p_transfer_id);
+  update public.consequences set provider_reference = p_transfer_id where id = p_consequence_id;
+end
+$$;
+
+-- Ends an execution: completed, failed for good, or back to pending after a
+-- backoff, and queues the user's notice of a final outcome in the same
+-- transaction. Only the lease holder may finish.
+create or replace function app.finish_consequence(
+  p_consequence_id uuid, p_owner text, p_outcome text, p_error text default null,
+  p_retry_in_seconds integer default null, p_provider_reference text default null
+) returns public.consequences
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_c public.consequences;
+begin
+  select * into v_c from public.consequences where id = p_consequence_id for update;
+  if v_c.execution_status <> 'executing' or v_c.lease_owner is distinct from p_owner then
+    raise exception using errcode = '55000', message = 'this executor no longer holds the consequence';
+  end if;
+  update public.consequences
+  set execution_status = case p_outcome when 'completed' then 'completed'::public.execution_status_enum
+                                        when 'failed' then 'failed'::public.execution_status_enum
+                                        else 'pending'::public.execution_status_enum end,
+      executed_at = case when p_outcome = 'completed' then now() else executed_at end,
+      last_error = p_error,
+      provider_reference = coalesce(p_provider_reference, provider_reference),
+      next_attempt_at = now() + make_interval(secs => coalesce(p_retry_in_seconds, 0)),
+      lease_owner = null, lease_expires_at = null
+  where id = p_consequence_id
+  returning * into v_c;
+  perform app.audit('consequence', p_consequence_id, 'execution_' || p_outcome, v_c.user_id,
+    jsonb_build_object('attempts', v_c.attempts, 'type', v_c.consequence_type));
+  -- The user's notice is born with the outcome it reports; a sender delivers it later.
+  if p_outcome in ('completed', 'failed') then
+    perform app.queue_notification('consequence_notification', v_c.user_id, v_c.id,
+      jsonb_build_object('consequence_id', v_c.id,
+        'outcome', case when p_outcome = 'completed' then 'executed'
+                        when p_error like 'insufficient_funds%' then 'insufficient_funds'
+                        else 'failed' end));
+  end if;
+  return v_c;
+end
+$$;
+
+revoke all on function private.random_u32() from public;
+
+grant execute on function private.random_u32() to service_role;
+
+revoke all on function private.has_protecting_submission(uuid, timestamptz, interval) from public;
+
+grant execute on function private.has_protecting_submission(uuid, timestamptz, interval) to service_role;
+
+revoke all on function app.detect_missed_deadlines(integer, integer, integer, interval),
+  app.claim_consequence(uuid, text, integer), app.record_transfer(uuid, text, text, bigint),
+  app.finish_consequence(uuid, text, text, text, integer, text) from public;
+
+grant execute on function app.detect_missed_deadlines(integer, integer, integer, interval),
+  app.claim_consequence(uuid, text, integer), app.record_transfer(uuid, text, text, bigint),
+  app.finish_consequence(uuid, text, text, text, integer, text) to service_role;

@@ -1,0 +1,153 @@
+-- Repeatable: re-applied whenever this file changes (see shared/dev/migrate.py).
+-- Grading: claiming a submission, witness verdicts, vouches.
+-- Every function, trigger and grant here is this file's alone; numbered migrations hold tables,
+-- types, indexes, RLS and policies.
+
+-- -----------------------------------------------------------------------------
+-- Triggers
+-- -----------------------------------------------------------------------------
+-- Vouching is recorded by the service, never by the owner.
+create or replace function app.guard_vouches() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if private.is_privileged() then
+    return new;
+  end if;
+  if new.vouched_by is distinct from (case when tg_op = 'UPDATE' then old.vouched_by end)
+     or new.vouched_at is distinct from (case when tg_op = 'UPDATE' then old.vouched_at end) then
+    perform private.refuse('a submission''s grading fields are set only by the grader');
+  end if;
+  return new;
+end
+$$;
+
+-- -----------------------------------------------------------------------------
+-- State functions
+-- -----------------------------------------------------------------------------
+-- Claims a submission for grading: one grader at a time. A submission already
+-- graded is claimed only with p_force; one stuck in 'grading' longer than
+-- p_stale (its grader died) can be claimed again. Returns nothing otherwise.
+create or replace function app.begin_grading(p_submission_id uuid, p_force boolean default false,
+                                  p_stale interval default interval '10 minutes')
+returns setof public.submissions
+language sql security definer
+set search_path = ''
+as $$
+  update public.submissions
+  set status = 'grading'
+  where id = p_submission_id
+    and (status = 'pending'
+         or (status = 'grading' and updated_at < now() - p_stale)
+         or (p_force and status in ('passed', 'failed', 'needs_review', 'awaiting_witness')))
+  returning *
+$$;
+
+-- Puts a submission whose grading could not finish back to pending, for a retry.
+create or replace function app.abort_grading(p_submission_id uuid) returns void
+language sql security definer
+set search_path = ''
+as $$
+  update public.submissions set status = 'pending' where id = p_submission_id and status = 'grading'
+$$;
+
+-- Records a witness's verdict: the request must be unused and unexpired, and
+-- bound to this submission. A witness's fail is final.
+create or replace function app.record_witness_verdict(
+  p_request_id uuid, p_submission_id uuid, p_verdict public.verdict_enum, p_comment text default null
+) returns public.submissions
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_request public.witness_requests;
+  v_sub public.submissions;
+begin
+  update public.witness_requests
+  set used_at = now(), verdict = p_verdict, comment = p_comment
+  where id = p_request_id and submission_id = p_submission_id and used_at is null and expires_at > now()
+  returning * into v_request;
+  if not found then
+    raise exception using errcode = '55000', message = 'this witness link was already used, has expired, or is not valid';
+  end if;
+  select * into v_sub from public.submissions where id = p_submission_id;
+  if v_sub.status <> 'awaiting_witness' then
+    raise exception using errcode = '55000', message = 'this submission is not waiting for a witness';
+  end if;
+  return app.record_grade(p_submission_id,
+    case when p_verdict = 'pass' then 'passed'::public.submission_status else 'failed'::public.submission_status end,
+    null, p_verdict, false);
+end
+$$;
+
+-- An address reduced to the mailbox it reaches: case, +tags and (at Gmail) dots
+-- do not make a different person.
+create or replace function private.mailbox(p_email text) returns text
+language sql immutable
+set search_path = ''
+as $$
+  select case
+    when split_part(lower(p_email), '@', 2) in ('gmail.com', 'googlemail.com')
+      then replace(split_part(split_part(lower(p_email), '@', 1), '+', 1), '.', '') || '@gmail.com'
+    else split_part(split_part(lower(p_email), '@', 1), '+', 1) || '@' || split_part(lower(p_email), '@', 2)
+  end
+$$;
+
+-- Another registered user vouches for an AI fail, turning it into a pass:
+-- before the deadline, once, never the owner or an alias of the owner.
+create or replace function app.record_vouch(p_submission_id uuid, p_voucher uuid) returns public.submissions
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_sub public.submissions;
+  v_deadline timestamptz;
+  v_owner_email text;
+  v_voucher_email text;
+  v_voucher_confirmed timestamptz;
+begin
+  select * into v_sub from public.submissions where id = p_submission_id for update;
+  if not found then
+    raise exception using errcode = 'P0002', message = 'submission not found';
+  end if;
+  select cp.deadline into v_deadline from public.checkpoints cp where cp.id = v_sub.checkpoint_id;
+  if p_voucher = v_sub.user_id then
+    raise exception using errcode = '42501', message = 'you cannot vouch for your own submission';
+  end if;
+  if v_sub.vouched_by is not null then
+    raise exception using errcode = '55000', message = 'this submission has already been vouched for';
+  end if;
+  if v_sub.status <> 'failed' or v_sub.human_verdict is not null or v_sub.ai_analysis_result is null then
+    raise exception using errcode = '55000', message = 'only a submission the AI grader failed can be vouched for';
+  end if;
+  if now() > v_deadline then
+    raise exception using errcode = '55000', message = 'the checkpoint deadline has passed; it is too late to vouch';
+  end if;
+  select u.email into v_owner_email from public.users u where u.id = v_sub.user_id;
+  select u.email, a.email_confirmed_at into v_voucher_email, v_voucher_confirmed
+  from public.users u join auth.users a on a.id = u.id where u.id = p_voucher;
+  if v_voucher_email is null or v_voucher_confirmed is null then
+    raise exception using errcode = '42501', message = 'only a registered user with a confirmed email can vouch';
+  end if;
+  if private.mailbox(v_voucher_email) = private.mailbox(v_owner_email) then
+    raise exception using errcode = '42501', message = 'you cannot vouch for your own submission';
+  end if;
+  update public.submissions set vouched_by = p_voucher, vouched_at = now() where id = p_submission_id;
+  perform app.audit('submission', p_submission_id, 'vouched', v_sub.user_id,
+    jsonb_build_object('voucher', p_voucher));
+  return app.record_grade(p_submission_id, 'passed',
+    coalesce(v_sub.ai_analysis_result, '{}'::jsonb) || jsonb_build_object('vouched_by', p_voucher), null, true);
+end
+$$;
+
+create or replace trigger submissions_guard_vouches before insert or update on public.submissions
+  for each row execute function app.guard_vouches();
+
+revoke all on function app.begin_grading(uuid, boolean, interval), app.abort_grading(uuid),
+  app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid),
+  private.mailbox(text) from public;
+
+grant execute on function app.begin_grading(uuid, boolean, interval), app.abort_grading(uuid),
+  app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid),
+  private.mailbox(text) to service_role;

@@ -1,0 +1,237 @@
+-- Repeatable: re-applied whenever this file changes (see shared/dev/migrate.py).
+-- The holding-cell ledger: postings, deposits, reservations, withdrawals, refunds, Stripe events.
+-- Every function, trigger and grant here is this file's alone; numbered migrations hold tables,
+-- types, indexes, RLS and policies.
+
+-- -----------------------------------------------------------------------------
+-- State functions
+-- -----------------------------------------------------------------------------
+-- Posts one ledger entry and moves the totals with it; a reference already
+-- posted changes nothing and returns false. Totals that would go negative
+-- raise check_violation, rolling the entry back with them.
+create or replace function app.ledger_post(
+  p_user_id uuid,
+  p_type public.ledger_entry_type,
+  p_amount_cents bigint,
+  p_available_delta bigint,
+  p_reserved_delta bigint,
+  p_forfeited_delta bigint,
+  p_reference text,
+  p_goal_id uuid default null,
+  p_consequence_id uuid default null,
+  p_stripe_object_id text default null
+) returns boolean
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_id bigint;
+begin
+  insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
+  insert into public.ledger_entries (user_id, entry_type, amount_cents, available_delta, reserved_delta,
+    forfeited_delta, reference, goal_id, consequence_id, stripe_object_id)
+  values (p_user_id, p_type, p_amount_cents, p_available_delta, p_reserved_delta, p_forfeited_delta,
+    p_reference, p_goal_id, p_consequence_id, p_stripe_object_id)
+  on conflict (reference) do nothing
+  returning id into v_id;
+  if v_id is null then
+    return false;
+  end if;
+  begin
+    update public.holding_cells
+    set available_cents = available_cents + p_available_delta,
+        reserved_cents = reserved_cents + p_reserved_delta,
+        forfeited_cents = forfeited_cents + p_forfeited_delta,
+        updated_at = now()
+    where user_id = p_user_id;
+  exception when check_violation then
+    raise exception using errcode = '23514',
+      message = 'insufficient funds in the holding cell for this ' || replace(p_type::text, '_', ' ');
+  end;
+  update public.users
+  set holding_cell_balance = (
+    select (hc.available_cents + hc.reserved_cents) / 100.0
+    from public.holding_cells hc where hc.user_id = p_user_id)
+  where id = p_user_id;
+  perform app.audit('ledger', null, p_type::text, p_user_id,
+    jsonb_build_object('amount_cents', p_amount_cents, 'reference', p_reference));
+  return true;
+end
+$$;
+
+-- Credits a succeeded card payment, once per PaymentIntent.
+create or replace function app.credit_deposit(p_user_id uuid, p_amount_cents bigint, p_payment_intent_id text)
+returns boolean
+language sql security definer
+set search_path = ''
+as $$
+  select app.ledger_post(p_user_id, 'deposit', p_amount_cents, p_amount_cents, 0, 0,
+    'deposit:' || p_payment_intent_id, null, null, p_payment_intent_id)
+$$;
+
+-- The part of a goal's stake still held in reserve.
+create or replace function app.goal_reserved_cents(p_goal_id uuid) returns bigint
+language sql stable security definer
+set search_path = ''
+as $$
+  select coalesce(sum(le.reserved_delta), 0)::bigint from public.ledger_entries le where le.goal_id = p_goal_id
+$$;
+
+-- Releases what remains of a completed goal's stake back to available, once.
+create or replace function app.release_stake(p_goal_id uuid) returns bigint
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_user uuid;
+  v_remaining bigint;
+begin
+  select g.user_id into v_user from public.goals g where g.id = p_goal_id;
+  perform 1 from public.holding_cells where user_id = v_user for update;
+  v_remaining := app.goal_reserved_cents(p_goal_id);
+  if v_remaining > 0 then
+    perform app.ledger_post(v_user, 'stake_released', v_remaining, v_remaining, -v_remaining, 0,
+      'release:' || p_goal_id, p_goal_id);
+  end if;
+  return v_remaining;
+end
+$$;
+
+-- Starts a withdrawal: debits available now and plans one refund per deposit,
+-- oldest first. The same key returns the same withdrawal.
+create or replace function app.begin_withdrawal(p_user_id uuid, p_amount_cents bigint, p_idempotency_key text)
+returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_id uuid;
+  v_left bigint := p_amount_cents;
+  v_take bigint;
+  v_deposit record;
+  v_position integer := 0;
+begin
+  select w.id into v_id from public.withdrawals w
+  where w.user_id = p_user_id and w.idempotency_key = p_idempotency_key;
+  if v_id is not null then
+    return v_id;
+  end if;
+  insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
+  perform 1 from public.holding_cells where user_id = p_user_id for update;
+  if (select available_cents from public.holding_cells where user_id = p_user_id) < p_amount_cents then
+    raise exception using errcode = '23514', message = 'the amount is more than your available balance';
+  end if;
+
+  insert into public.withdrawals (user_id, amount_cents, idempotency_key)
+  values (p_user_id, p_amount_cents, p_idempotency_key) returning id into v_id;
+
+  for v_deposit in
+    select le.stripe_object_id as intent,
+           le.amount_cents - coalesce((select sum(wr.amount_cents) from public.withdrawal_refunds wr
+                                       where wr.payment_intent_id = le.stripe_object_id
+                                         and wr.status <> 'failed' and wr.status <> 'canceled'), 0)
+                          - coalesce((select sum(r.amount_cents) from public.ledger_entries r
+                                       where r.entry_type = 'refund'
+                                         and r.stripe_object_id = le.stripe_object_id), 0) as refundable
+    from public.ledger_entries le
+    where le.user_id = p_user_id and le.entry_type = 'deposit'
+    order by le.id
+  loop
+    exit when v_left = 0;
+    continue when v_deposit.refundable <= 0;
+    v_take := least(v_left, v_deposit.refundable);
+    v_position := v_position + 1;
+    insert into public.withdrawal_refunds (withdrawal_id, user_id, payment_intent_id, position, amount_cents)
+    values (v_id, p_user_id, v_deposit.intent, v_position, v_take);
+    v_left := v_left - v_take;
+  end loop;
+  if v_left > 0 then
+    raise exception using errcode = '23514', message = 'not enough refundable card payments for this amount';
+  end if;
+
+  perform app.ledger_post(p_user_id, 'withdrawal', p_amount_cents, -p_amount_cents, 0, 0,
+    'withdrawal:' || v_id);
+  return v_id;
+end
+$$;
+
+-- Moves a withdrawal's refund forward (never back). A failed or canceled
+-- refund returns its amount to available, once.
+create or replace function app.record_refund(
+  p_refund_row_id uuid, p_status public.refund_status, p_stripe_refund_id text default null,
+  p_error text default null
+) returns public.withdrawal_refunds
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_row public.withdrawal_refunds;
+  v_rank_old int;
+  v_rank_new int;
+begin
+  select * into v_row from public.withdrawal_refunds where id = p_refund_row_id for update;
+  if not found then
+    raise exception using errcode = 'P0002', message = 'refund not found';
+  end if;
+  v_rank_old := case v_row.status when 'planned' then 0 when 'pending' then 1 else 2 end;
+  v_rank_new := case p_status when 'planned' then 0 when 'pending' then 1 else 2 end;
+  if v_rank_new < v_rank_old or (v_rank_old = 2 and p_status <> v_row.status) then
+    return v_row;  -- stale or out-of-order news changes nothing
+  end if;
+  update public.withdrawal_refunds
+  set status = p_status,
+      stripe_refund_id = coalesce(p_stripe_refund_id, stripe_refund_id),
+      last_error = coalesce(p_error, last_error)
+  where id = p_refund_row_id
+  returning * into v_row;
+  if p_status in ('failed', 'canceled') then
+    perform app.ledger_post(v_row.user_id, 'withdrawal_reversed', v_row.amount_cents, v_row.amount_cents, 0, 0,
+      'reversal:' || v_row.id, null, null, v_row.stripe_refund_id);
+  end if;
+  return v_row;
+end
+$$;
+
+-- Records a refund made outside Threativator: it takes from available first,
+-- then from reserve, so the totals stay true to the money Stripe holds.
+create or replace function app.record_external_refund(
+  p_user_id uuid, p_amount_cents bigint, p_refund_id text, p_payment_intent_id text
+) returns boolean
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_available bigint;
+  v_from_available bigint;
+begin
+  insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
+  select available_cents into v_available from public.holding_cells where user_id = p_user_id for update;
+  v_from_available := least(v_available, p_amount_cents);
+  return app.ledger_post(p_user_id, 'refund', p_amount_cents, -v_from_available,
+    -(p_amount_cents - v_from_available), 0, 'refund:' || p_refund_id, null, null, p_payment_intent_id);
+end
+$$;
+
+-- Remembers a Stripe event; false when it was seen before.
+create or replace function app.record_stripe_event(p_id text, p_type text, p_object_id text) returns boolean
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into public.stripe_events (id, type, object_id) values (p_id, p_type, p_object_id)
+  on conflict (id) do nothing;
+  return found;
+end
+$$;
+
+grant execute on function
+  app.ledger_post(uuid, public.ledger_entry_type, bigint, bigint, bigint, bigint, text, uuid, uuid, text),
+  app.credit_deposit(uuid, bigint, text),
+  app.goal_reserved_cents(uuid),
+  app.release_stake(uuid),
+  app.begin_withdrawal(uuid, bigint, text),
+  app.record_refund(uuid, public.refund_status, text, text),
+  app.record_external_refund(uuid, bigint, text, text),
+  app.record_stripe_event(text, text, text),
+  app.audit(text, uuid, text, uuid, jsonb)
+  to service_role;

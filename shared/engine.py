@@ -31,9 +31,10 @@ from shared import charities, db
 from shared.config import ConfigError, get_settings
 from shared.errors import ApiError, not_found
 from shared.log import get_logger
+from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 if TYPE_CHECKING:
-    from shared.kompromat import Revealed
+    pass
 
 _logger = get_logger("threativator.engine")
 
@@ -54,16 +55,12 @@ class ExecutionResult(BaseModel):
     last_error: str | None = None
 
 
-class Retryable(Exception):
+class Retryable(ProviderUnavailable):
     """Worth trying again later (timeouts, 429, 5xx)."""
 
 
-class Permanent(Exception):
+class Permanent(ProviderRefused):
     """Will not get better by retrying (declined, revoked, bounced, insufficient funds)."""
-
-    def __init__(self, reason: str, notice: str = "failed") -> None:
-        super().__init__(reason)
-        self.notice = notice
 
 
 def executor_id() -> str:
@@ -115,11 +112,11 @@ def execute(consequence_id: UUID, owner: str | None = None) -> ExecutionResult:
     }
     try:
         reference = _carry_out(row, owner)
-    except Permanent as why:
+    except ProviderRefused as why:
         finished = _finish(row, owner, "failed", error=str(why))
         _logger.warning("consequence failed", extra={"fields": {**log_fields, "reason": str(why)}})
         return _result(finished, "failed")
-    except (Retryable, ConfigError) as why:
+    except (ProviderUnavailable, ConfigError) as why:
         return _retry(row, owner, str(why), log_fields)
     except Exception as unexpected:
         # Anything unforeseen is retried with backoff rather than lost; the operators see it.
@@ -180,8 +177,7 @@ def _transfer(row: dict[str, Any], owner: str) -> str:
     with db.as_service() as conn:
         reserved = conn.execute("select app.goal_reserved_cents(%s) as c", [row["goal_id"]]).fetchone()
     if reserved is None or reserved["c"] < amount:
-        raise Permanent("insufficient_funds: the holding cell does not hold this share", "insufficient_funds")
-    settings = get_settings()
+        raise Permanent("insufficient_funds: the holding cell does not hold this share")
     charity = str(row["charity_destination"])
     metadata = {
         "consequence_id": str(row["id"]),
@@ -189,60 +185,22 @@ def _transfer(row: dict[str, Any], owner: str) -> str:
         "user_id": str(row["user_id"]),
         "type": "consequence_payout",
     }
-    if settings.stripe_secret_key is None and settings.providers_dry():
-        transfer_id = _dry_transfer(row, amount, charity, metadata)
-    else:
-        account = settings.charity_accounts.get(charity)
-        if not account:
-            raise ConfigError(f"CHARITY_ACCOUNTS has no Stripe account for {charity}")
-        transfer_id = _stripe_transfer(row, amount, account, metadata)
+    from shared.providers import stripe_api
+
+    group = f"goal_{row['goal_id']}"
+    # An earlier attempt may have moved the money and died before recording it.
+    transfer_id = stripe_api.find_transfer(group=group, consequence_id=str(row["id"])) if row["attempts"] > 1 else None
+    transfer_id = transfer_id or stripe_api.create_transfer(
+        amount_cents=amount,
+        charity=charity,
+        charity_label=charities.display_name(charity) or charity,
+        group=group,
+        metadata=metadata,
+        idempotency_key=f"consequence-{row['id']}",
+    )
     with db.as_service() as conn:
         conn.execute("select app.record_transfer(%s, %s, %s, %s)", [row["id"], owner, transfer_id, amount])
     return transfer_id
-
-
-def _stripe_transfer(row: dict[str, Any], amount: int, account: str, metadata: dict[str, str]) -> str:
-    import stripe
-
-    from shared.providers import stripe_api
-
-    client = stripe_api.client()
-    group = f"goal_{row['goal_id']}"
-    try:
-        if row["attempts"] > 1:
-            # An earlier attempt may have moved the money and died before recording it.
-            for earlier in client.v1.transfers.list({"transfer_group": group, "limit": 100}).data:
-                if (earlier.to_dict().get("metadata") or {}).get("consequence_id") == str(row["id"]):
-                    return str(earlier.id)
-        transfer = client.v1.transfers.create(
-            {
-                "amount": amount,
-                "currency": get_settings().currency,
-                "destination": account,
-                "transfer_group": group,
-                "metadata": metadata,
-            },
-            {"idempotency_key": f"consequence-{row['id']}"},
-        )
-    except stripe.StripeError as error:
-        if stripe_api.is_transient(error):
-            raise Retryable(f"stripe: {type(error).__name__}") from None
-        raise Permanent(
-            f"stripe refused the transfer: {getattr(error, 'code', None) or type(error).__name__}"
-        ) from None
-    return str(transfer.id)
-
-
-def _dry_transfer(row: dict[str, Any], amount: int, charity: str, metadata: dict[str, str]) -> str:
-    from shared.providers import outbox
-
-    outbox.record(
-        "transfer",
-        charity,
-        f"${amount / 100:,.2f} to {charities.display_name(charity)}",
-        {"amount_cents": amount, "idempotency_key": f"consequence-{row['id']}", **metadata},
-    )
-    return f"dry_tr_{row['id'].hex[:16]}"
 
 
 # -----------------------------------------------------------------------------
@@ -368,26 +326,22 @@ def _humiliate_by_email(row: dict[str, Any]) -> str:
 
 def _humiliate_on_x(row: dict[str, Any]) -> str:
     from shared import kompromat, x_oauth
+    from shared.providers import x_api
 
     delivery = _deliveries(row, "x", [(None, "x")])[0]
-    settings = get_settings()
-    if settings.x_client_id is None and settings.providers_dry() and delivery["status"] == "queued":
-        from shared.providers import outbox
-
-        outbox.record(
-            "x", str(row["user_id"]), f"post about {_story(row).goal_title}", {"consequence_id": str(row["id"])}
-        )
-        _mark(delivery["id"], "sent", reference="dry-post")
-        return "x:dry-post"
+    if x_api.dry() and delivery["status"] == "queued":
+        reference = x_api.record_dry_post(str(row["user_id"]), f"post about {_story(row).goal_title}", str(row["id"]))
+        _mark(delivery["id"], "sent", reference=reference)
+        return f"x:{reference}"
     if delivery["status"] in ("sent", "uncertain"):
         return f"x:{delivery['provider_reference'] or 'uncertain'}"
     if delivery["status"] == "failed":
         raise Permanent(delivery["last_error"] or "the post failed")
     try:
         token = x_oauth.access_token(row["user_id"])
-    except x_oauth.XRevoked as revoked:
+    except ProviderRefused as revoked:
         raise Permanent(f"x: {revoked}") from None
-    except x_oauth.XUnavailable as unavailable:
+    except ProviderUnavailable as unavailable:
         raise Retryable(f"x: {unavailable}") from None
     if token is None:
         raise Permanent("x: the account is no longer connected")
@@ -396,62 +350,15 @@ def _humiliate_on_x(row: dict[str, Any]) -> str:
     text = f"I missed my deadline for “{story.goal_title}”. I agreed that this would happen if I did. #Threativator"
     if item.file_type not in X_IMAGE_TYPES:
         raise Permanent(f"x: {item.file_type} cannot be posted; it went by email only")
-    media_id = _upload_media(token, item)
+    media_id = x_api.upload_media(token, filename=item.filename, content=item.content, media_type=item.file_type)
     _mark(delivery["id"], "sending")
     try:
-        tweet_id = _post(token, text, media_id)
-    except Retryable:
+        tweet_id = x_api.post(token, text, media_id)
+    except ProviderUnavailable:
         _mark(delivery["id"], "queued")  # X answered: nothing was posted
         raise
-    except Permanent as refused:
+    except ProviderRefused as refused:
         _mark(delivery["id"], "failed", error=str(refused))
         raise
     _mark(delivery["id"], "sent", reference=tweet_id)
     return f"x:{tweet_id}"
-
-
-def _upload_media(token: str, item: Revealed) -> str:
-    """X's v2 media upload (tweepy 4.x only has the retired v1.1 endpoint)."""
-    import httpx
-
-    url = f"{get_settings().x_api_base}/2/media/upload"
-    try:
-        response = httpx.post(
-            url,
-            headers={"Authorization": f"Bearer {token}"},
-            files={"media": (item.filename, item.content, item.file_type)},
-            data={"media_category": "tweet_image", "media_type": item.file_type},
-            timeout=60,
-        )
-    except httpx.HTTPError:
-        raise Retryable("x media upload unreachable") from None
-    if response.status_code == 429 or response.status_code >= 500:
-        raise Retryable(f"x media upload answered {response.status_code}")
-    if response.status_code >= 400:
-        raise Permanent(f"x refused the media ({response.status_code})")
-    data = response.json().get("data") or {}
-    media_id = data.get("id") or data.get("media_id_string") or data.get("media_id")
-    if not media_id:
-        raise Retryable("x media upload answered without an id")
-    return str(media_id)
-
-
-def _post(token: str, text: str, media_id: str) -> str:
-    import tweepy
-
-    from shared.providers.x_api import tweepy_client
-
-    try:
-        response = tweepy_client(token).create_tweet(text=text, media_ids=[media_id], user_auth=False)
-    except (tweepy.TooManyRequests, tweepy.TwitterServerError) as error:
-        raise Retryable(f"x answered {type(error).__name__}") from None
-    except (tweepy.Unauthorized, tweepy.Forbidden) as error:
-        raise Permanent(f"x refused the post: {type(error).__name__}") from None
-    except tweepy.HTTPException as error:
-        raise Permanent(f"x refused the post: {getattr(error.response, 'status_code', '?')}") from None
-    except tweepy.TweepyException:
-        raise Retryable("x unreachable") from None
-    data: Any = response.data if hasattr(response, "data") else None
-    if not data or "id" not in data:
-        raise Retryable("x answered without a post id")
-    return str(data["id"])

@@ -16,9 +16,10 @@ from pydantic import BaseModel, Discriminator, Field, Tag
 
 from shared import db, injection, links, notifications, proof
 from shared.auth import Caller
-from shared.config import ConfigError, get_settings
+from shared.config import get_settings
 from shared.errors import ApiError, bad_request, conflict, forbidden, not_found, unauthorized, unavailable
 from shared.log import get_logger
+from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 _logger = get_logger("threativator.grading")
 GRADED = frozenset({"passed", "failed", "needs_review", "awaiting_witness"})
@@ -179,7 +180,7 @@ def _ai_grade(sub: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     from shared.providers import gemini
 
     settings = get_settings()
-    if settings.gemini_api_key is None and settings.providers_dry():
+    if gemini.dry():
         return "needs_review", {"outcome": "needs_review", "reason": "grader not configured"}
     try:
         evidence = _acquire(sub)
@@ -214,16 +215,13 @@ def _ai_grade(sub: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def _acquire(sub: dict[str, Any]) -> proof.Proof:
     if sub["submission_type"] == "url":
         return proof.fetch(sub["external_url"])
-    try:
-        data = proof.download(sub["file_path"])
-    except ConfigError:
-        raise
-    except Exception as error:
-        # storage3 raises its own error for a missing object; a transport fault is retryable.
-        import httpx
+    from shared.providers import storage
 
-        if isinstance(error, httpx.TransportError):
-            raise unavailable("proof storage is unavailable; try again shortly") from None
+    try:
+        data = storage.download(sub["file_path"])
+    except ProviderUnavailable:
+        raise unavailable("proof storage is unavailable; try again shortly") from None
+    except ProviderRefused:
         raise proof.ProofRefused("the proof file could not be read from storage") from None
     return proof.from_file(sub["file_path"], data)
 

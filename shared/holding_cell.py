@@ -19,6 +19,7 @@ from shared.config import get_settings
 from shared.errors import ApiError, bad_request
 from shared.log import get_logger
 from shared.providers import stripe_api
+from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 _logger = get_logger("threativator.holding_cell")
 
@@ -85,25 +86,23 @@ def balance(user_id: UUID) -> Balance:
     return Balance(**row, balance_cents=row["available_cents"] + row["reserved_cents"])
 
 
-def _customer_id(user_id: UUID, email: str | None) -> str:
+def _customer_id(user_id: UUID, email: str | None) -> str | None:
     with db.as_service() as conn:
         row = conn.execute("select stripe_customer_id, email from public.users where id = %s", [user_id]).fetchone()
     if row is None:
         raise ApiError(404, "not_found", "no Threativator account for this token")
     if row["stripe_customer_id"]:
         return str(row["stripe_customer_id"])
-    # The key makes concurrent first deposits create one customer, not two.
-    customer = stripe_api.client().v1.customers.create(
-        {"email": row["email"] or email or "", "metadata": {"user_id": str(user_id)}},
-        {"idempotency_key": f"customer-{user_id}"},
-    )
+    customer = stripe_api.ensure_customer(user_id=str(user_id), email=row["email"] or email or "")
+    if customer is None:
+        return None  # dry mode: no customer to keep
     with db.as_service() as conn:
         conn.execute(
             "update public.users set stripe_customer_id = coalesce(stripe_customer_id, %s) where id = %s",
-            [customer.id, user_id],
+            [customer, user_id],
         )
         stored = conn.execute("select stripe_customer_id from public.users where id = %s", [user_id]).fetchone()
-    return str(stored["stripe_customer_id"]) if stored else customer.id
+    return str(stored["stripe_customer_id"]) if stored else customer
 
 
 def deposit(user_id: UUID, email: str | None, request: DepositRequest) -> DepositResponse:
@@ -116,36 +115,16 @@ def deposit(user_id: UUID, email: str | None, request: DepositRequest) -> Deposi
             code="invalid_body",
         )
     key = request.idempotency_key or uuid.uuid4().hex
-    if _dry():
-        intent_id = f"dry_pi_{uuid.uuid5(uuid.NAMESPACE_URL, f'{user_id}:{key}').hex[:20]}"
-        _outbox(
-            "payment_intent",
-            str(user_id),
-            f"${request.amount_cents / 100:,.2f} deposit",
-            {"payment_intent": intent_id, "amount_cents": request.amount_cents},
-        )
-        return DepositResponse(
-            payment_intent_id=intent_id,
-            client_secret=f"{intent_id}_secret_dry",
-            amount_cents=request.amount_cents,
-            status="requires_payment_method",
-        )
     try:
-        customer = _customer_id(user_id, email)
-        intent = stripe_api.client().v1.payment_intents.create(
-            {
-                "amount": request.amount_cents,
-                "currency": settings.currency,
-                "customer": customer,
-                "automatic_payment_methods": {"enabled": True},
-                "metadata": {"user_id": str(user_id), "purpose": "holding_cell_deposit"},
-            },
-            {"idempotency_key": f"deposit-{user_id}-{key}"},
+        intent = stripe_api.create_payment_intent(
+            amount_cents=request.amount_cents,
+            customer=_customer_id(user_id, email),
+            user_id=str(user_id),
+            idempotency_key=f"deposit-{user_id}-{key}",
+            summary=f"${request.amount_cents / 100:,.2f} deposit",
         )
-    except Exception as error:
-        if _is_stripe_error(error):
-            raise stripe_api.as_api_error(error) from None
-        raise
+    except (ProviderUnavailable, ProviderRefused) as error:
+        raise stripe_api.as_api_error(error) from None
     if intent.client_secret is None:
         raise ApiError(502, "payment_provider_refused", "the payment provider returned no client secret")
     _logger.info(
@@ -158,24 +137,6 @@ def deposit(user_id: UUID, email: str | None, request: DepositRequest) -> Deposi
         amount_cents=request.amount_cents,
         status=intent.status,
     )
-
-
-def _dry() -> bool:
-    """No Stripe key outside production: record what would have been sent instead of sending it."""
-    settings = get_settings()
-    return settings.stripe_secret_key is None and settings.providers_dry()
-
-
-def _outbox(channel: str, recipient: str, summary: str, payload: dict[str, Any]) -> None:
-    from shared.providers import outbox
-
-    outbox.record(channel, recipient, summary, payload)
-
-
-def _is_stripe_error(error: Exception) -> bool:
-    import stripe
-
-    return isinstance(error, stripe.StripeError)
 
 
 # Without a client key, the same amount asked for within one minute is the same withdrawal:
@@ -201,32 +162,19 @@ def _send_refunds(user_id: UUID, withdrawal_id: UUID) -> None:
             [withdrawal_id],
         ).fetchall()
     for refund_row in planned:
-        if _dry():
-            _outbox(
-                "refund",
-                str(user_id),
-                f"${refund_row['amount_cents'] / 100:,.2f} refund",
-                {"payment_intent": refund_row["payment_intent_id"], "amount_cents": refund_row["amount_cents"]},
-            )
-            _record_refund(refund_row["id"], "succeeded", f"dry_re_{refund_row['id'].hex[:16]}", None)
-            continue
         try:
-            refund = stripe_api.client().v1.refunds.create(
-                {
-                    "payment_intent": refund_row["payment_intent_id"],
-                    "amount": refund_row["amount_cents"],
-                    "metadata": {"withdrawal_refund_id": str(refund_row["id"]), "user_id": str(user_id)},
-                },
-                {"idempotency_key": f"refund-{refund_row['id']}"},
+            refund = stripe_api.create_refund(
+                payment_intent=refund_row["payment_intent_id"],
+                amount_cents=refund_row["amount_cents"],
+                metadata={"withdrawal_refund_id": str(refund_row["id"]), "user_id": str(user_id)},
+                idempotency_key=f"refund-{refund_row['id']}",
             )
-        except Exception as error:
-            if not _is_stripe_error(error):
-                raise
-            if stripe_api.is_transient(error):
-                # Left planned: the same request again resumes here with the same keys.
-                _logger.warning("refund deferred", extra={"fields": {"withdrawal_id": str(withdrawal_id)}})
-                continue
-            _record_refund(refund_row["id"], "failed", None, f"stripe:{getattr(error, 'code', None)}")
+        except ProviderUnavailable:
+            # Left planned: the same request again resumes here with the same keys.
+            _logger.warning("refund deferred", extra={"fields": {"withdrawal_id": str(withdrawal_id)}})
+            continue
+        except ProviderRefused as refused:
+            _record_refund(refund_row["id"], "failed", None, f"stripe:{refused.code}")
             continue
         status = refund.status if refund.status in ("pending", "succeeded", "failed", "canceled") else "pending"
         _record_refund(refund_row["id"], status, refund.id, None)

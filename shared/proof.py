@@ -80,21 +80,6 @@ class Proof:
 # -----------------------------------------------------------------------------
 # Files
 # -----------------------------------------------------------------------------
-def download(path: str) -> bytes:
-    """A proof file from the submissions bucket, with the service key."""
-    from supabase import create_client
-    from supabase.lib.client_options import SyncClientOptions
-
-    settings = get_settings()
-    client = create_client(
-        settings.supabase_url,
-        settings.require("supabase_service_role_key"),
-        options=SyncClientOptions(storage_client_timeout=20),
-    )
-    data: bytes = client.storage.from_(settings.submission_bucket).download(path)
-    return data
-
-
 def from_file(path: str, data: bytes) -> Proof:
     import filetype
 

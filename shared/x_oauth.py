@@ -23,21 +23,18 @@ from shared import db, sealing
 from shared.config import get_settings
 from shared.errors import ApiError, bad_request
 from shared.log import get_logger
+from shared.providers import x_api
+from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 _logger = get_logger("threativator.x")
 
 SCOPES = ("tweet.read", "tweet.write", "users.read", "media.write", "offline.access")
-TIMEOUT_SECONDS = 15
 # Refresh a little early, so a token never expires between check and use.
 EXPIRY_MARGIN = timedelta(seconds=60)
 
 
-class XRevoked(Exception):
+class XRevoked(ProviderRefused):
     """The user's X grant is gone (revoked, expired refresh token): a permanent failure."""
-
-
-class XUnavailable(Exception):
-    """X could not be reached or answered 5xx/429: a retryable failure."""
 
 
 class StartRequest(BaseModel):
@@ -105,29 +102,6 @@ def start(user_id: UUID) -> StartResponse:
     return StartResponse(authorize_url=f"{settings.x_authorize_url}?{query}", expires_at=expires)
 
 
-def _token_request(form: dict[str, str]) -> dict[str, Any]:
-    import httpx
-
-    settings = get_settings()
-    auth = None
-    if settings.x_client_secret is not None:
-        auth = (settings.require("x_client_id"), settings.x_client_secret.get_secret_value())
-    else:
-        form = {**form, "client_id": settings.require("x_client_id")}
-    try:
-        response = httpx.post(f"{settings.x_api_base}/2/oauth2/token", data=form, auth=auth, timeout=TIMEOUT_SECONDS)
-    except httpx.HTTPError:
-        raise XUnavailable("X token endpoint unreachable") from None
-    if response.status_code == 429 or response.status_code >= 500:
-        raise XUnavailable(f"X token endpoint answered {response.status_code}")
-    if response.status_code >= 400:
-        raise XRevoked(f"X refused the grant ({response.status_code})")
-    body: dict[str, Any] = response.json()
-    if not isinstance(body.get("access_token"), str):
-        raise XUnavailable("X token response without an access token")
-    return body
-
-
 def _store(conn: db.Connection, user_id: UUID, tokens: dict[str, Any]) -> None:
     access = sealing.seal(tokens["access_token"].encode(), purpose="x_access_token", row_id=user_id, user_id=user_id)
     refresh_blob = None
@@ -167,17 +141,12 @@ def callback(user_id: UUID, request: CallbackRequest) -> ConnectionResponse:
         user_id=user_id,
     )
     try:
-        tokens = _token_request(
-            {
-                "grant_type": "authorization_code",
-                "code": request.code,
-                "redirect_uri": settings.require("x_redirect_uri"),
-                "code_verifier": verifier.decode(),
-            }
+        tokens = x_api.exchange_code(
+            code=request.code, verifier=verifier.decode(), redirect_uri=settings.require("x_redirect_uri")
         )
-    except XRevoked:
+    except ProviderRefused:
         raise bad_request("X refused the authorization code", code="x_refused") from None
-    except XUnavailable:
+    except ProviderUnavailable:
         raise ApiError(503, "x_unavailable", "X is unavailable; start the connection again shortly") from None
     with db.as_service() as conn:
         _store(conn, user_id, tokens)
@@ -204,34 +173,22 @@ def access_token(user_id: UUID) -> str | None:
         refresh = _open(row, user_id, "refresh_token_sealed", "x_refresh_token")
         # The row lock is held through the refresh: X rotates refresh tokens, so two
         # refreshes racing would leave one of them holding a dead token.
-        tokens = _token_request({"grant_type": "refresh_token", "refresh_token": refresh})
+        tokens = x_api.refresh(refresh)
         _store(conn, user_id, tokens)
     _logger.info("x token refreshed", extra={"fields": {"user_id": str(user_id)}})
     return str(tokens["access_token"])
 
 
 def disconnect(user_id: UUID) -> ConnectionResponse:
-    import httpx
-
-    settings = get_settings()
     with db.as_service() as conn:
         row = conn.execute("delete from public.x_connections where user_id = %s returning *", [user_id]).fetchone()
         if row is not None:
             conn.execute("select app.audit('x_connection', null, 'disconnected', %s)", [user_id])
     if row is None:
         return ConnectionResponse(connected=False)
-    auth = None
-    form = {
-        "token": _open(row, user_id, "access_token_sealed", "x_access_token"),
-        "token_type_hint": "access_token",
-    }
-    if settings.x_client_secret is not None:
-        auth = (settings.require("x_client_id"), settings.x_client_secret.get_secret_value())
-    else:
-        form["client_id"] = settings.require("x_client_id")
     try:
-        httpx.post(f"{settings.x_api_base}/2/oauth2/revoke", data=form, auth=auth, timeout=TIMEOUT_SECONDS)
-    except httpx.HTTPError:
+        x_api.revoke(_open(row, user_id, "access_token_sealed", "x_access_token"))
+    except ProviderUnavailable:
         # The tokens are already deleted here; X expires an unrevoked access token within hours.
         _logger.warning("x revoke failed", extra={"fields": {"user_id": str(user_id)}})
     return ConnectionResponse(connected=False)

@@ -15,6 +15,7 @@ from pytest_httpserver import HTTPServer
 
 from shared import x_oauth
 from shared.auth import mint_token
+from shared.providers.errors import ProviderRefused, ProviderUnavailable
 from tests import factories as f
 from tests.fakes import FakeX
 from tests.http_helpers import bearer, client
@@ -113,10 +114,10 @@ def test_connect_x_refused_refresh_is_a_permanent_failure(x: FakeX, alice: UUID,
     _call(alice, {"action": "callback", "code": "c", "state": _start(alice)["state"][0]})
     owner.execute("update public.x_connections set expires_at = now() - interval '1 minute'")
     x.token_status = 400
-    with pytest.raises(x_oauth.XRevoked):
+    with pytest.raises(ProviderRefused):
         x_oauth.access_token(alice)
     x.token_status = 503
-    with pytest.raises(x_oauth.XUnavailable):
+    with pytest.raises(ProviderUnavailable):
         x_oauth.access_token(alice)
 
 

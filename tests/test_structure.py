@@ -5,7 +5,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
+# The SDKs of third parties (and the HTTP clients used to reach them): only shared/providers/ may import them.
+SDKS = ("stripe", "sendgrid", "python_http_client", "tweepy", "google.genai", "supabase", "storage3")
 
 
 def _imports(path: Path) -> set[str]:
@@ -39,6 +43,28 @@ def test_the_import_check_sees_a_lazy_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def f() -> None:\n    from shared.dev import seed\n")
     assert "shared.dev.seed" in _imports(sample)
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_only_providers_import_an_sdk(sdk: str) -> None:
+    offenders = [
+        str(path.relative_to(REPO))
+        for path in _runtime_files()
+        if "providers" not in path.parts and any(m == sdk or m.startswith(f"{sdk}.") for m in _imports(path))
+    ]
+    assert offenders == []
+
+
+def test_every_provider_error_is_one_of_the_pair() -> None:
+    from shared.engine import Permanent, Retryable
+    from shared.providers import email, gemini, stripe_api
+    from shared.providers.errors import ProviderRefused, ProviderUnavailable
+    from shared.x_oauth import XRevoked
+
+    for retry in (email.EmailRetryable, gemini.GraderUnavailable, Retryable):
+        assert issubclass(retry, ProviderUnavailable)
+    for refused in (email.EmailRejected, gemini.GraderRefused, stripe_api.CardDeclined, XRevoked, Permanent):
+        assert issubclass(refused, ProviderRefused)
 
 
 def test_function_entry_points_are_thin_and_assert_free() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.config import ConfigError, get_settings
 from shared.log import get_logger
+from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 _logger = get_logger("threativator.email")
 
@@ -45,7 +46,7 @@ class Sent:
     dry: bool = False
 
 
-class EmailRetryable(Exception):
+class EmailRetryable(ProviderUnavailable):
     """429, 5xx, timeouts, dropped connections: worth another try later.
 
     `maybe_sent` is true when the request may have reached SendGrid before the
@@ -54,12 +55,11 @@ class EmailRetryable(Exception):
     """
 
     def __init__(self, reason: str, retry_after: float | None = None, *, maybe_sent: bool = False) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
+        super().__init__(reason, retry_after)
         self.maybe_sent = maybe_sent
 
 
-class EmailRejected(Exception):
+class EmailRejected(ProviderRefused):
     """A 4xx from SendGrid: retrying the same message will not help."""
 
 

@@ -1,4 +1,7 @@
-"""X through tweepy's Client, sent to X_API_BASE.
+"""X through tweepy's Client and httpx, sent to X_API_BASE. The only module that calls X.
+
+Every call answers a value or raises ProviderUnavailable (timeouts, 429, 5xx) or
+ProviderRefused (any other 4xx: a revoked grant, a refused post).
 
 tweepy 4.x builds every URL on https://api.twitter.com. A transport adapter
 mounted on tweepy's own requests session sends those requests to X_API_BASE
@@ -10,12 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shared.config import get_settings
+from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 if TYPE_CHECKING:
     import tweepy
 
 TWEEPY_HOST = "https://api.twitter.com"
 TIMEOUT_SECONDS = 30
+TOKEN_TIMEOUT_SECONDS = 15
 
 
 def _adapter(base: str) -> Any:
@@ -48,3 +53,112 @@ def tweepy_client(access_token: str) -> tweepy.Client:
     client = tweepy.Client(bearer_token=access_token, wait_on_rate_limit=False)
     client.session.mount(TWEEPY_HOST, _adapter(get_settings().x_api_base))
     return client
+
+
+def dry() -> bool:
+    """No X client outside production: posts are recorded in the development outbox instead."""
+    settings = get_settings()
+    return settings.x_client_id is None and settings.providers_dry()
+
+
+def record_dry_post(user_id: str, summary: str, consequence_id: str) -> str:
+    from shared.providers import outbox
+
+    outbox.record("x", user_id, summary, {"consequence_id": consequence_id})
+    return "dry-post"
+
+
+def _check(status: int, what: str) -> None:
+    if status == 429 or status >= 500:
+        raise ProviderUnavailable(f"x {what} answered {status}")
+    if status >= 400:
+        raise ProviderRefused(f"x refused the {what} ({status})", str(status))
+
+
+def _client_auth(form: dict[str, str]) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """Confidential clients authenticate with Basic auth; public ones name their client id."""
+    settings = get_settings()
+    if settings.x_client_secret is not None:
+        return form, (settings.require("x_client_id"), settings.x_client_secret.get_secret_value())
+    return {**form, "client_id": settings.require("x_client_id")}, None
+
+
+def _token(form: dict[str, str]) -> dict[str, Any]:
+    import httpx
+
+    body, auth = _client_auth(form)
+    try:
+        response = httpx.post(
+            f"{get_settings().x_api_base}/2/oauth2/token", data=body, auth=auth, timeout=TOKEN_TIMEOUT_SECONDS
+        )
+    except httpx.HTTPError:
+        raise ProviderUnavailable("X token endpoint unreachable") from None
+    _check(response.status_code, "grant")
+    tokens: dict[str, Any] = response.json()
+    if not isinstance(tokens.get("access_token"), str):
+        raise ProviderUnavailable("X token response without an access token")
+    return tokens
+
+
+def exchange_code(*, code: str, verifier: str, redirect_uri: str) -> dict[str, Any]:
+    """OAuth 2.0 authorization code + PKCE verifier -> tokens."""
+    return _token(
+        {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
+    )
+
+
+def refresh(refresh_token: str) -> dict[str, Any]:
+    return _token({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+
+def revoke(access_token: str) -> None:
+    """Best effort: ProviderUnavailable when X cannot be reached."""
+    import httpx
+
+    body, auth = _client_auth({"token": access_token, "token_type_hint": "access_token"})
+    try:
+        httpx.post(f"{get_settings().x_api_base}/2/oauth2/revoke", data=body, auth=auth, timeout=TOKEN_TIMEOUT_SECONDS)
+    except httpx.HTTPError:
+        raise ProviderUnavailable("X revoke endpoint unreachable") from None
+
+
+def upload_media(token: str, *, filename: str, content: bytes, media_type: str) -> str:
+    """X's v2 media upload (tweepy 4.x only has the retired v1.1 endpoint); returns the media id."""
+    import httpx
+
+    try:
+        response = httpx.post(
+            f"{get_settings().x_api_base}/2/media/upload",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"media": (filename, content, media_type)},
+            data={"media_category": "tweet_image", "media_type": media_type},
+            timeout=60,
+        )
+    except httpx.HTTPError:
+        raise ProviderUnavailable("x media upload unreachable") from None
+    _check(response.status_code, "media")
+    data = response.json().get("data") or {}
+    media_id = data.get("id") or data.get("media_id_string") or data.get("media_id")
+    if not media_id:
+        raise ProviderUnavailable("x media upload answered without an id")
+    return str(media_id)
+
+
+def post(token: str, text: str, media_id: str) -> str:
+    """One post with one image; returns the post id."""
+    import tweepy
+
+    try:
+        response = tweepy_client(token).create_tweet(text=text, media_ids=[media_id], user_auth=False)
+    except (tweepy.TooManyRequests, tweepy.TwitterServerError) as error:
+        raise ProviderUnavailable(f"x answered {type(error).__name__}") from None
+    except (tweepy.Unauthorized, tweepy.Forbidden) as error:
+        raise ProviderRefused(f"x refused the post: {type(error).__name__}") from None
+    except tweepy.HTTPException as error:
+        raise ProviderRefused(f"x refused the post: {getattr(error.response, 'status_code', '?')}") from None
+    except tweepy.TweepyException:
+        raise ProviderUnavailable("x unreachable") from None
+    data: Any = response.data if hasattr(response, "data") else None
+    if not data or "id" not in data:
+        raise ProviderUnavailable("x answered without a post id")
+    return str(data["id"])

@@ -442,3 +442,33 @@ def test_declined_contact_never_receives_anything_again(sendgrid: FakeSendGrid, 
     )
     assert response.json["status"] == "suppressed"
     assert len(sendgrid.mails) == 1  # only the verification email itself
+
+
+# -----------------------------------------------------------------------------
+# Notices born with their state change
+# -----------------------------------------------------------------------------
+def test_completed_goal_queues_and_sends_stake_released_once(sendgrid: FakeSendGrid, alice: UUID, owner: Conn) -> None:
+    goal = f.goal(owner, alice, stake="30.00", checkpoints=0)
+    [final] = f.checkpoint_ids(owner, goal)
+    submission = f.submission(owner, alice, final)
+    owner.execute("select app.record_grade(%s, 'passed')", [submission])
+    rows = owner.execute(
+        "select template_data, status::text as status from public.notifications where type = 'stake_released'"
+    ).fetchall()
+    assert rows == [{"template_data": {"goal_id": str(goal), "amount_cents": 3000}, "status": "queued"}]
+    assert notifications.send_due() == {"sent": 2}  # the stake released, and the submission's result
+    released = [m for m in sendgrid.mails if m.json["custom_args"]["type"] == "stake_released"]
+    assert len(released) == 1
+    assert "$30.00 is back in your holding cell" in sendgrid.text(released[0])
+    assert "Write the book" in sendgrid.text(released[0])  # the title is read at send time
+    assert notifications.send_due() == {}
+    assert len([m for m in sendgrid.mails if m.json["custom_args"]["type"] == "stake_released"]) == 1
+
+
+def test_failed_grade_rolled_back_leaves_no_notice(alice: UUID, owner: Conn) -> None:
+    goal = f.goal(owner, alice, checkpoints=0)
+    [final] = f.checkpoint_ids(owner, goal)
+    submission = f.submission(owner, alice, final, status="passed")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+        owner.execute("select app.record_grade(%s, 'failed')", [submission])  # already graded: refused
+    assert owner.execute("select count(*) as n from public.notifications").fetchone() == {"n": 0}

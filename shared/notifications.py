@@ -290,6 +290,13 @@ def deliver(notification_id: UUID, *, retry_budget_seconds: float | None = None)
     except _Suppressed as why:
         _finish(row["id"], "suppressed", error=str(why))
         return "suppressed"
+    except Exception as error:
+        if db.is_unavailable(error):
+            raise  # the row's lease expires and a later pass takes it again
+        # A row no renderer can read will not read better later: it fails alone, with the reason.
+        _finish(row["id"], "failed", error=f"could not be rendered: {type(error).__name__}")
+        _logger.exception("notification unrenderable", extra={"fields": {"notification_id": str(row["id"])}})
+        return "failed"
     budget = settings.notification_retry_budget_seconds if retry_budget_seconds is None else retry_budget_seconds
     deadline = time.monotonic() + budget
     attempt = 0
@@ -317,19 +324,21 @@ def deliver(notification_id: UUID, *, retry_budget_seconds: float | None = None)
         return "sent"
 
 
-def send_due(limit: int = 100) -> dict[str, int]:
-    """Deliver queued rows whose time has come (the scheduler's pass)."""
+def _due_ids(where: str, params: list[Any]) -> list[UUID]:
     with db.as_service() as conn:
-        ids = [
-            r["id"]
-            for r in conn.execute(
-                "select id from public.notifications where (status = 'queued' and next_attempt_at <= now())"
-                " or (status = 'sending' and lease_expires_at < now()) order by next_attempt_at limit %s",
-                [limit],
-            ).fetchall()
-        ]
+        rows = conn.execute(
+            f"select id from public.notifications where {where} order by next_attempt_at, created_at limit 100",  # noqa: S608
+            params,
+        ).fetchall()
+    return [r["id"] for r in rows]
+
+
+def send_due() -> dict[str, int]:
+    """Deliver queued rows whose time has come, and rows whose sender's lease expired (the scheduler's pass)."""
     counts: dict[str, int] = {}
-    for notification_id in ids:
+    for notification_id in _due_ids(
+        "(status = 'queued' and next_attempt_at <= now()) or (status = 'sending' and lease_expires_at < now())", []
+    ):
         outcome = _deliver_isolated(notification_id)
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
@@ -340,15 +349,7 @@ def send_queued_about(subject_ids: list[UUID]) -> None:
 
     Whatever does not go out stays queued for the scheduler's next pass; nothing here raises."""
     try:
-        with db.as_service() as conn:
-            ids = [
-                r["id"]
-                for r in conn.execute(
-                    "select id from public.notifications where subject_id = any(%s) and status = 'queued'"
-                    " and next_attempt_at <= now() order by created_at",
-                    [subject_ids],
-                ).fetchall()
-            ]
+        ids = _due_ids("subject_id = any(%s) and status = 'queued' and next_attempt_at <= now()", [subject_ids])
     except Exception:
         _logger.exception("queued notices left for the scheduler", extra={"fields": {"count": len(subject_ids)}})
         return

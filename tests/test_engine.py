@@ -544,3 +544,21 @@ def test_dispatch_posts_to_trigger_consequence_and_honours_retry_after(
     second = check()
     assert second["dispatched"] == 3
     assert len(providers.stripe.created("/v1/transfers")) == 3
+
+
+def test_failed_detection_stage_does_not_stop_dispatch_or_notices(
+    providers: Providers, owner: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = f.user(owner)
+    goal = f.goal(owner, user, stake="30.00")
+    overdue(owner, f.checkpoint_ids(owner, goal)[0])
+    owner.execute("select app.detect_missed_deadlines(10, 1, 1)")  # one consequence already due
+    # A bad setting makes detection refuse every pass: the other stages must still run.
+    monkeypatch.setenv("ROULETTE_ODDS_NUMERATOR", "5")
+    monkeypatch.setenv("ROULETTE_ODDS_DENOMINATOR", "3")
+    get_settings.cache_clear()
+    result = check()
+    assert result["stage_failures"] == ["detection"]
+    assert result["dispatched"] == 1
+    assert len(providers.stripe.created("/v1/transfers")) == 1
+    assert "of your stake went to" in providers.sendgrid.text(providers.sendgrid.mails[-1])

@@ -472,3 +472,34 @@ def test_failed_grade_rolled_back_leaves_no_notice(alice: UUID, owner: Conn) -> 
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
         owner.execute("select app.record_grade(%s, 'failed')", [submission])  # already graded: refused
     assert owner.execute("select count(*) as n from public.notifications").fetchone() == {"n": 0}
+
+
+def test_poisoned_row_does_not_stop_the_others(sendgrid: FakeSendGrid, alice: UUID, owner: Conn) -> None:
+    goal = f.goal(owner, alice, stake="30.00", checkpoints=0)
+    [final] = f.checkpoint_ids(owner, goal)
+    # A row no renderer can read (as a bad hand edit or an old shape would leave it), queued first.
+    owner.execute(
+        "insert into public.notifications (type, user_id, subject_id, dedupe_key, template_data, next_attempt_at)"
+        " values ('spared', %s, %s, 'poison', '{}', now() - interval '1 hour')",
+        [alice, final],
+    )
+    submission = f.submission(owner, alice, final)
+    owner.execute("select app.record_grade(%s, 'passed')", [submission])
+    assert notifications.send_due() == {"failed": 1, "sent": 2}
+    assert {m.json["custom_args"]["type"] for m in sendgrid.mails} == {"stake_released", "submission_result"}
+    poisoned = owner.execute("select status::text, last_error from public.notifications where dedupe_key = 'poison'")
+    assert poisoned.fetchone() == {"status": "failed", "last_error": "could not be rendered: ValidationError"}
+    assert notifications.send_due() == {}  # failed for good: never taken again
+
+
+def test_address_the_sdk_cannot_parse_fails_that_row_alone(sendgrid: FakeSendGrid, alice: UUID, owner: Conn) -> None:
+    owner.execute("update public.users set email = 'a,b@example.com' where id = %s", [alice])
+    bob = f.user(owner, "bob")
+    for user in (alice, bob):
+        _post(_body("stake_released", user, {"goal_id": str(uuid4()), "amount_cents": 100}))
+    rows = owner.execute(
+        "select user_id, status::text, last_error from public.notifications order by created_at"
+    ).fetchall()
+    assert [r["status"] for r in rows] == ["failed", "sent"]
+    assert rows[0]["last_error"].startswith("the message could not be built")
+    assert len(sendgrid.mails) == 1

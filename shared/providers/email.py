@@ -148,10 +148,15 @@ def send(email: Email) -> Sent:
         if settings.providers_dry():
             return _record_dry(email)
         raise ConfigError("SENDGRID_API_KEY is not set")
+    try:
+        mail = _mail(email).get()  # the request body, built here so the helper's refusals surface here
+    except (ValueError, TypeError, KeyError) as error:
+        # SendGrid's helper refuses what it cannot parse (an address with a comma, say): no retry helps.
+        raise EmailRejected(f"the message could not be built: {type(error).__name__}") from None
     client = SendGridAPIClient(api_key=settings.sendgrid_api_key.get_secret_value(), host=settings.sendgrid_api_host)
     client.client.timeout = settings.sendgrid_timeout_seconds
     try:
-        response = client.send(_mail(email))
+        response = client.send(mail)
     except HTTPError as error:
         status = int(error.status_code)
         if status == 429 or status >= 500:

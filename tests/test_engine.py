@@ -562,3 +562,19 @@ def test_failed_detection_stage_does_not_stop_dispatch_or_notices(
     assert result["dispatched"] == 1
     assert len(providers.stripe.created("/v1/transfers")) == 1
     assert "of your stake went to" in providers.sendgrid.text(providers.sendgrid.mails[-1])
+
+
+def test_html_in_name_and_title_is_escaped_in_the_humiliation_email(providers: Providers, owner: Conn) -> None:
+    user = f.user(owner)
+    f.contact(owner, user, roles=("consequence_target",), email="target@example.com")
+    goal = f.goal(owner, user, stake="0.00", minor=with_kompromat(owner, user, "minor"))
+    owner.execute(
+        "update public.users set display_name = %s where id = %s", ['<a href="https://phish.example">Bank</a>', user]
+    )
+    owner.execute("update public.goals set title = %s where id = %s", ["<style>p{display:none}</style>", goal])
+    overdue(owner, f.checkpoint_ids(owner, goal)[0])
+    check()
+    [mail] = [m for m in providers.sendgrid.mails if "attachments" in m.json]
+    html_part = next(c["value"] for c in mail.json["content"] if c["type"] == "text/html")
+    assert "<a href" not in html_part and "<style>" not in html_part
+    assert "&lt;a href=&quot;https://phish.example&quot;&gt;" in html_part

@@ -56,7 +56,7 @@ def test_only_providers_import_an_sdk(sdk: str) -> None:
 
 
 def test_every_provider_error_is_one_of_the_pair() -> None:
-    from shared.engine import Permanent, Retryable
+    from shared.engine.errors import Permanent, Retryable
     from shared.providers import email, gemini, stripe_api
     from shared.providers.errors import ProviderRefused, ProviderUnavailable
     from shared.x_oauth import XRevoked

@@ -213,14 +213,14 @@ def dict_row_factory() -> Any:
 KILLED_AFTER_FINISH = """
 import os, signal, sys
 from uuid import UUID
-from shared import engine
-finish = engine._finish
+from shared.engine import protocol
+finish = protocol._finish
 def finish_then_die(*args, **kwargs):
     finished = finish(*args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)  # after the commit, before anything else
     return finished
-engine._finish = finish_then_die
-engine.execute(UUID(sys.argv[1]))
+protocol._finish = finish_then_die
+protocol.execute(UUID(sys.argv[1]))
 """
 
 

@@ -1,0 +1,152 @@
+"""What send_notification accepts: one template_data model per type, and its answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+DedupeKey = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+# -----------------------------------------------------------------------------
+# Requests: one template_data model per type.
+# -----------------------------------------------------------------------------
+# Rows hold the type, the ids and the facts of the event; the wording (titles, names,
+# amounts) is read from the database when the row is sent. The optional text fields are
+# used only when the subject is not in the database (a service caller's own notice).
+class DeadlineReminderData(BaseModel):
+    checkpoint_id: UUID
+    window: Literal["3d", "1d", "1h"]
+    goal_title: str | None = Field(default=None, max_length=200)
+    checkpoint_title: str | None = Field(default=None, max_length=200)
+    deadline: datetime | None = None
+    is_final: bool | None = None
+
+
+class SubmissionResultData(BaseModel):
+    submission_id: UUID
+    goal_title: str | None = Field(default=None, max_length=200)
+    checkpoint_title: str | None = Field(default=None, max_length=200)
+    outcome: Literal["passed", "failed", "needs_review", "awaiting_witness"]
+    feedback: str | None = Field(default=None, max_length=2000)
+
+
+class WitnessRequestData(BaseModel):
+    submission_id: UUID
+    request_id: UUID
+    contact_id: UUID
+    goal_title: str | None = Field(default=None, max_length=200)
+    checkpoint_title: str | None = Field(default=None, max_length=200)
+    owner_name: str | None = Field(default=None, max_length=100)
+
+
+class ContactVerificationData(BaseModel):
+    contact_id: UUID
+
+
+class ConsequenceNotificationData(BaseModel):
+    consequence_id: UUID
+    goal_title: str | None = Field(default=None, max_length=200)
+    kind: Literal["monetary", "humiliation"] | None = None
+    outcome: Literal["executed", "failed", "insufficient_funds"] = "executed"
+    amount_cents: int | None = Field(default=None, ge=0)
+    charity: str | None = Field(default=None, max_length=100)
+
+
+class SparedData(BaseModel):
+    checkpoint_id: UUID
+    goal_title: str | None = Field(default=None, max_length=200)
+    checkpoint_title: str | None = Field(default=None, max_length=200)
+
+
+class StakeReleasedData(BaseModel):
+    goal_id: UUID
+    goal_title: str | None = Field(default=None, max_length=200)
+    amount_cents: int = Field(ge=0)
+
+
+class _Base(BaseModel):
+    user_id: UUID
+    dedupe_key: DedupeKey | None = None
+
+
+class DeadlineReminder(_Base):
+    type: Literal["deadline_reminder"]
+    template_data: DeadlineReminderData
+
+
+class SubmissionResult(_Base):
+    type: Literal["submission_result"]
+    template_data: SubmissionResultData
+
+
+class WitnessRequest(_Base):
+    type: Literal["witness_request"]
+    template_data: WitnessRequestData
+
+
+class ContactVerification(_Base):
+    type: Literal["contact_verification"]
+    template_data: ContactVerificationData
+
+
+class ConsequenceNotification(_Base):
+    type: Literal["consequence_notification"]
+    template_data: ConsequenceNotificationData
+
+
+class Spared(_Base):
+    type: Literal["spared"]
+    template_data: SparedData
+
+
+class StakeReleased(_Base):
+    type: Literal["stake_released"]
+    template_data: StakeReleasedData
+
+
+AnyNotification = (
+    DeadlineReminder
+    | SubmissionResult
+    | WitnessRequest
+    | ContactVerification
+    | ConsequenceNotification
+    | Spared
+    | StakeReleased
+)
+NotificationRequest = Annotated[AnyNotification, Field(discriminator="type")]
+
+SUBJECT_FIELD = {
+    "deadline_reminder": "checkpoint_id",
+    "submission_result": "submission_id",
+    "witness_request": "request_id",
+    "contact_verification": "contact_id",
+    "consequence_notification": "consequence_id",
+    "spared": "checkpoint_id",
+    "stake_released": "goal_id",
+}
+DATA_MODEL: dict[str, type[BaseModel]] = {
+    "deadline_reminder": DeadlineReminderData,
+    "submission_result": SubmissionResultData,
+    "witness_request": WitnessRequestData,
+    "contact_verification": ContactVerificationData,
+    "consequence_notification": ConsequenceNotificationData,
+    "spared": SparedData,
+    "stake_released": StakeReleasedData,
+}
+# Reminders can be muted; notices about consequences and money cannot.
+MUTABLE = frozenset({"deadline_reminder"})
+TO_CONTACT = frozenset({"witness_request", "contact_verification"})
+
+
+class NotificationView(BaseModel):
+    id: UUID
+    type: str
+    status: str
+    dedupe_key: str
+    created: bool
+    provider_message_id: str | None = None
+    last_error: str | None = None

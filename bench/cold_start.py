@@ -22,7 +22,7 @@ client = create_app(target=sys.argv[1], source=sys.argv[2]).test_client()
 response = client.post("/", json={})
 print(f"{(time.perf_counter() - started) * 1000:.2f} {response.status_code}")
 """
-TARGET = 1.25
+TARGET = 1.5  # issue 11: at most 1.5x the hello-world baseline
 
 
 def measure_once(name: str, source: str) -> tuple[float, int]:

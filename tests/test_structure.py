@@ -78,3 +78,27 @@ def test_function_entry_points_are_thin_and_assert_free() -> None:
 def test_console_script_points_at_dev_cli() -> None:
     text = (REPO / "pyproject.toml").read_text()
     assert 'threativator = "shared.dev.cli:main"' in text
+
+
+# Imported only on the paths that use them: cold start is part of the product.
+HEAVY = ("psycopg", "stripe", "sendgrid", "tweepy", "google.genai", "supabase", "cryptography", "httpx", "jwt")
+
+
+@pytest.mark.parametrize("function", sorted(p.parent.name for p in (REPO / "functions").glob("*/main.py")))
+def test_importing_a_function_loads_no_heavy_module(function: str) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, runpy; runpy.run_path('main.py'); "
+        f"print(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO / "functions" / function,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
+    assert result.stdout.strip() == ""

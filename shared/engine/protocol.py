@@ -8,7 +8,6 @@ import uuid
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg.rows import kwargs_row
 from pydantic import BaseModel
 
 from shared import db
@@ -57,7 +56,7 @@ def execute(consequence_id: UUID, owner: str | None = None) -> ExecutionResult:
     owner = owner or executor_id()
     settings = get_settings()
     with db.as_service() as conn:
-        cursor = conn.cursor(row_factory=kwargs_row(Consequence.of))
+        cursor = conn.cursor(row_factory=Consequence.row_factory())
         row = cursor.execute(
             "select * from app.claim_consequence(%s, %s, %s)",
             [consequence_id, owner, settings.consequence_lease_seconds],
@@ -120,7 +119,7 @@ def _finish(
 ) -> Consequence:
     with db.as_service() as conn:
         finished = (
-            conn.cursor(row_factory=kwargs_row(Consequence.of))
+            conn.cursor(row_factory=Consequence.row_factory())
             .execute(
                 "select * from app.finish_consequence(%s, %s, %s, %s, %s, %s)",
                 [row.id, owner, outcome, error, retry_in, provider_reference],

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from psycopg.rows import RowFactory
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,13 @@ class Consequence:
             if kept[name] is not None:
                 kept[name] = str(kept[name])
         return cls(**kept)
+
+    @classmethod
+    def row_factory(cls) -> RowFactory[Consequence]:
+        """psycopg is imported on first use, never at module import (cold start)."""
+        from psycopg.rows import kwargs_row
+
+        return kwargs_row(cls.of)
 
     @property
     def amount_cents(self) -> int:

@@ -3,18 +3,22 @@ database and an isolated environment for every test."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from pytest_httpserver import HTTPServer
 
 from shared import auth, config, db
 from shared.dev import localdb, migrate
 from shared.providers import gemini, stripe_api
+from tests.fakes import FakeSendGrid, FakeStripe, FakeX
 from tests.ledger_invariants import assert_ledger_invariants
 
 TEST_JWT_SECRET = "test-jwt-secret-for-threativator-tests-only-0123456789"
@@ -184,6 +188,45 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     else:
         print(f"\nsecrets scan: {records} log records, no secrets, tokens or kompromat bytes")
         SESSION_LOG.unlink()
+
+
+# -----------------------------------------------------------------------------
+# Providers: Stripe, SendGrid and X stand-ins on one local server, the real SDKs pointed at it.
+# -----------------------------------------------------------------------------
+CHARITY_ACCOUNTS = {"givedirectly": "acct_givedirectly", "unicef": "acct_unicef"}
+
+
+@dataclass
+class Providers:
+    stripe: FakeStripe
+    sendgrid: FakeSendGrid
+    x: FakeX
+
+
+@pytest.fixture
+def providers(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, database: str) -> Iterator[Providers]:
+    base = httpserver.url_for("/").rstrip("/")
+    for name, value in {
+        "STRIPE_API_BASE": base,
+        "STRIPE_SECRET_KEY": "sk_test_engine",
+        "SENDGRID_API_HOST": base,
+        "SENDGRID_API_KEY": "SG.engine",
+        "X_API_BASE": base,
+        "X_CLIENT_ID": "cid",
+        "X_REDIRECT_URI": "https://a/cb",
+        "CHARITY_ACCOUNTS": json.dumps(CHARITY_ACCOUNTS),
+        "ROULETTE_ODDS_NUMERATOR": "1",
+        "ROULETTE_ODDS_DENOMINATOR": "1",
+        "NOTIFICATION_RETRY_BUDGET_SECONDS": "0",
+        "STRIPE_TIMEOUT_SECONDS": "0.5",
+        "SENDGRID_TIMEOUT_SECONDS": "0.5",
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield Providers(
+        FakeStripe(server=httpserver, timeout_delay=0.8).install(),
+        FakeSendGrid(server=httpserver, timeout_delay=0.8).install(),
+        FakeX(server=httpserver).install(),
+    )
 
 
 # The slowest tests, by measurement (`pytest --durations=30`): crash trials, fuzzing and

@@ -28,6 +28,13 @@ CHECKS = {
     "no goal's reserve below zero": """
         select goal_id from public.ledger_entries where goal_id is not null
         group by goal_id having sum(reserved_delta) < 0""",
+    "per goal, earmarked plus forfeited never exceeds the stake": """
+        select g.id from public.goals g
+        where coalesce((select sum(c.earmarked_cents) from public.consequences c where c.goal_id = g.id), 0)
+            + coalesce((select sum(le.forfeited_delta) from public.ledger_entries le where le.goal_id = g.id), 0)
+            > g.monetary_stake * 100""",
+    "a finished consequence holds no earmark": """
+        select id from public.consequences where earmarked_cents > 0 and execution_status in ('completed', 'failed')""",
     "each withdrawal debited exactly once, by its amount": """
         select w.id from public.withdrawals w
         left join public.ledger_entries le on le.reference = 'withdrawal:' || w.id

@@ -1,4 +1,9 @@
-"""The payout: a Stripe transfer of the share to the charity, booked in the ledger."""
+"""The payout: a Stripe transfer of the earmarked share to the charity, booked in the ledger.
+
+Earmark (at claim, under the goal's lock), then move (Stripe, idempotency key
+`consequence-<id>`), then book (`app.record_transfer` turns the earmark into the
+forfeit). A permanent failure releases the earmark in `app.finish_consequence`.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,11 @@ def transfer(row: Consequence, owner: str) -> str:
     """Move the share to the charity once, and book the forfeit in the transaction that records it."""
     if row.provider_reference:
         return row.provider_reference  # recorded by an attempt that crashed before finishing
-    amount = row.amount_cents
-    with db.as_service() as conn:
-        reserved = conn.execute("select app.goal_reserved_cents(%s) as c", [row.goal_id]).fetchone()
-    if reserved is None or reserved["c"] < amount:
-        raise Permanent("insufficient_funds: the holding cell does not hold this share")
+    # The claim earmarked the amount under the goal's lock, capped at what the goal holds:
+    # only earmarked money ever moves.
+    amount = row.earmarked_cents
+    if amount <= 0:
+        raise Permanent("insufficient_funds: the goal no longer holds anything for this share")
     charity = str(row.charity_destination)
     metadata = {
         "consequence_id": str(row.id),

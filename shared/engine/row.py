@@ -28,6 +28,7 @@ class Consequence:
     next_attempt_at: datetime
     provider_reference: str | None
     last_error: str | None
+    earmarked_cents: int
 
     @classmethod
     def of(cls, **columns: Any) -> Consequence:
@@ -44,8 +45,3 @@ class Consequence:
         from psycopg.rows import kwargs_row
 
         return kwargs_row(cls.of)
-
-    @property
-    def amount_cents(self) -> int:
-        """numeric(10,2) is exact in cents."""
-        return int((self.monetary_amount or 0) * 100)

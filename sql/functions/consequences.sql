@@ -59,7 +59,8 @@ begin
       and not private.has_protecting_submission(cp.id, cp.deadline, p_review_grace)
     order by cp.deadline
     limit p_batch
-    for update of cp skip locked
+    -- The goal's lock too: a goal's checkpoints and final are detected by one run at a time.
+    for update of cp, g skip locked
   ), missed as (
     update public.checkpoints cp set status = 'missed', missed_at = now()
     from candidates c
@@ -67,8 +68,9 @@ begin
     returning cp.id, cp.goal_id
   ), facts as (
     select m.id as checkpoint_id, m.goal_id, g.user_id, g.charity_destination, g.minor_kompromat_id,
-           round(g.monetary_stake / ((select count(*) from public.checkpoints x
-                                      where x.goal_id = g.id and not x.is_final) + 1), 2) as share,
+           -- Each checkpoint's share in whole cents, rounded down; the final takes exactly the rest.
+           floor(g.monetary_stake * 100 / ((select count(*) from public.checkpoints x
+                                            where x.goal_id = g.id and not x.is_final) + 1)) / 100 as share,
            (select c.id from public.contacts c
             where c.user_id = g.user_id and c.verified and c.declined_at is null
               and 'consequence_target' = any (c.role)
@@ -139,7 +141,8 @@ begin
       and not private.has_protecting_submission(cp.id, cp.deadline, p_review_grace)
     order by cp.deadline
     limit p_batch
-    for update of cp skip locked
+    -- The goal's lock too: a goal's checkpoints and final are detected by one run at a time.
+    for update of cp, g skip locked
   ), missed as (
     update public.checkpoints cp set status = 'missed', missed_at = now()
     from candidates c
@@ -152,11 +155,8 @@ begin
     returning g.id, g.user_id, g.charity_destination, g.major_kompromat_id, m.id as checkpoint_id
   ), facts as (
     select f.*,
-           -- The rest of the stake: what is reserved, less shares already owed but not yet paid.
-           app.goal_reserved_cents(f.id) - coalesce((
-             select sum(c.monetary_amount * 100)::bigint from public.consequences c
-             where c.goal_id = f.id and c.consequence_type = 'monetary' and c.provider_reference is null
-               and c.execution_status in ('pending', 'executing')), 0) as reserved_cents,
+           -- The rest of the stake: what is reserved, less what unfinished shares are owed.
+           app.goal_reserved_cents(f.id) - app.goal_owed_cents(f.id) as reserved_cents,
            exists (select 1 from public.contacts c
                    where c.user_id = f.user_id and c.verified and c.declined_at is null
                      and 'consequence_target' = any (c.role)) as has_targets,
@@ -200,21 +200,44 @@ $$;
 -- Claims a due consequence for one executor: pending (past its backoff), or
 -- executing under a lease that expired. Returns the row, or nothing when the
 -- consequence is not claimable (done, failed, or held by a live executor).
+-- A monetary consequence is earmarked in the same transaction, under a lock on
+-- its goal: its amount, capped at what the goal holds beyond other earmarks.
+-- No transfer is ever made for money that is not earmarked.
 create or replace function app.claim_consequence(p_consequence_id uuid, p_owner text, p_lease_seconds integer default 120)
 returns setof public.consequences
-language sql security definer
+language plpgsql security definer
 set search_path = ''
 as $$
+declare
+  v_c public.consequences;
+  v_cap bigint;
+begin
   update public.consequences
   set execution_status = 'executing', attempts = attempts + 1, lease_owner = p_owner,
       lease_expires_at = now() + make_interval(secs => p_lease_seconds)
   where id = p_consequence_id
     and ((execution_status = 'pending' and next_attempt_at <= now())
          or (execution_status = 'executing' and lease_expires_at < now()))
-  returning *
+  returning * into v_c;
+  if not found then
+    return;
+  end if;
+  if v_c.consequence_type = 'monetary' and v_c.provider_reference is null and v_c.earmarked_cents = 0 then
+    perform 1 from public.goals g where g.id = v_c.goal_id for update;
+    v_cap := app.goal_reserved_cents(v_c.goal_id) - coalesce((
+      select sum(c.earmarked_cents) from public.consequences c
+      where c.goal_id = v_c.goal_id and c.id <> v_c.id), 0);
+    update public.consequences
+    set earmarked_cents = least((v_c.monetary_amount * 100)::bigint, greatest(v_cap, 0))
+    where id = v_c.id
+    returning * into v_c;
+  end if;
+  return next v_c;
+end
 $$;
 
--- Records the charity transfer and forfeits the stake share in one transaction.
+-- Records the charity transfer and turns the earmark into the forfeit, in one
+-- transaction. The amount moved must be the amount earmarked.
 create or replace function app.record_transfer(p_consequence_id uuid, p_owner text, p_transfer_id text, p_amount_cents bigint)
 returns void
 language plpgsql security definer
@@ -227,9 +250,12 @@ begin
   if v_c.execution_status <> 'executing' or v_c.lease_owner is distinct from p_owner then
     raise exception using errcode = '55000', message = 'this executor no longer holds the consequence';
   end if;
+  if p_amount_cents <> v_c.earmarked_cents then
+    raise exception using errcode = '55000', message = 'only the earmarked amount can be recorded as transferred';
+  end if;
+  update public.consequences set provider_reference = p_transfer_id, earmarked_cents = 0 where id = p_consequence_id;
   perform app.ledger_post(v_c.user_id, 'forfeit', p_amount_cents, 0, -p_amount_cents, p_amount_cents,
     'forfeit:' || p_consequence_id, v_c.goal_id, p_consequence_id, p_transfer_id);
-  update public.consequences set provider_reference = p_transfer_id where id = p_consequence_id;
 end
 $$;
 
@@ -250,6 +276,9 @@ begin
   if v_c.execution_status <> 'executing' or v_c.lease_owner is distinct from p_owner then
     raise exception using errcode = '55000', message = 'this executor no longer holds the consequence';
   end if;
+  if p_outcome = 'completed' and v_c.consequence_type = 'monetary' and v_c.provider_reference is null then
+    raise exception using errcode = '55000', message = 'a payout completes only once its transfer is recorded';
+  end if;
   update public.consequences
   set execution_status = case p_outcome when 'completed' then 'completed'::public.execution_status_enum
                                         when 'failed' then 'failed'::public.execution_status_enum
@@ -258,9 +287,16 @@ begin
       last_error = p_error,
       provider_reference = coalesce(p_provider_reference, provider_reference),
       next_attempt_at = now() + make_interval(secs => coalesce(p_retry_in_seconds, 0)),
-      lease_owner = null, lease_expires_at = null
+      lease_owner = null, lease_expires_at = null,
+      -- A permanent failure releases the earmark; a retry keeps it for the next attempt.
+      earmarked_cents = case when p_outcome = 'failed' then 0 else earmarked_cents end
   where id = p_consequence_id
   returning * into v_c;
+  -- A closed goal keeps only what its unfinished consequences are owed.
+  if p_outcome = 'failed' and v_c.consequence_type = 'monetary'
+     and exists (select 1 from public.goals g where g.id = v_c.goal_id and g.status = 'completed') then
+    perform app.release_stake(v_c.goal_id);
+  end if;
   perform app.audit('consequence', p_consequence_id, 'execution_' || p_outcome, v_c.user_id,
     jsonb_build_object('attempts', v_c.attempts, 'type', v_c.consequence_type));
   -- The user's notice is born with the outcome it reports; a sender delivers it later.

@@ -77,7 +77,23 @@ as $$
   select coalesce(sum(le.reserved_delta), 0)::bigint from public.ledger_entries le where le.goal_id = p_goal_id
 $$;
 
--- Releases what remains of a completed goal's stake back to available, once.
+-- What unfinished monetary consequences of a goal are still owed: earmarked, or
+-- not yet claimed. Released stake never includes it.
+create or replace function app.goal_owed_cents(p_goal_id uuid) returns bigint
+language sql stable security definer
+set search_path = ''
+as $$
+  select coalesce(sum(case when c.earmarked_cents > 0 then c.earmarked_cents
+                           else (c.monetary_amount * 100)::bigint end), 0)::bigint
+  from public.consequences c
+  where c.goal_id = p_goal_id and c.consequence_type = 'monetary'
+    and c.execution_status in ('pending', 'executing') and c.provider_reference is null
+$$;
+
+-- Releases what remains of a closed goal's stake back to available, less what
+-- unfinished consequences are still owed. Called when the goal completes, and
+-- again when a consequence it owed fails for good: each call releases only what
+-- is left, under its own reference.
 create or replace function app.release_stake(p_goal_id uuid) returns bigint
 language plpgsql security definer
 set search_path = ''
@@ -85,15 +101,45 @@ as $$
 declare
   v_user uuid;
   v_remaining bigint;
+  v_earlier integer;
 begin
-  select g.user_id into v_user from public.goals g where g.id = p_goal_id;
+  select g.user_id into v_user from public.goals g where g.id = p_goal_id for update;
   perform 1 from public.holding_cells where user_id = v_user for update;
-  v_remaining := app.goal_reserved_cents(p_goal_id);
+  v_remaining := app.goal_reserved_cents(p_goal_id) - app.goal_owed_cents(p_goal_id);
   if v_remaining > 0 then
+    select count(*) into v_earlier from public.ledger_entries
+    where goal_id = p_goal_id and entry_type = 'stake_released';
     perform app.ledger_post(v_user, 'stake_released', v_remaining, v_remaining, -v_remaining, 0,
-      'release:' || p_goal_id, p_goal_id);
+      'release:' || p_goal_id || case when v_earlier > 0 then ':' || (v_earlier + 1) else '' end, p_goal_id);
   end if;
-  return v_remaining;
+  return greatest(v_remaining, 0);
+end
+$$;
+
+-- The goal's money rule, checked at commit: earmarked + forfeited never exceeds the
+-- stake, and earmarked never exceeds what the goal still holds.
+create or replace function private.check_goal_money() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_goal uuid := new.goal_id;
+  v_stake bigint;
+  v_earmarked bigint;
+  v_forfeited bigint;
+begin
+  if v_goal is null then
+    return null;
+  end if;
+  select (g.monetary_stake * 100)::bigint into v_stake from public.goals g where g.id = v_goal;
+  select coalesce(sum(c.earmarked_cents), 0) into v_earmarked from public.consequences c where c.goal_id = v_goal;
+  select coalesce(sum(le.forfeited_delta), 0) into v_forfeited from public.ledger_entries le where le.goal_id = v_goal;
+  if v_earmarked + v_forfeited > coalesce(v_stake, 0) or v_earmarked > app.goal_reserved_cents(v_goal) then
+    raise exception using errcode = '23514',
+      message = 'the goal''s stake does not cover this amount',
+      hint = 'Money for a goal is earmarked from what it still holds, and never past its stake.';
+  end if;
+  return null;
 end
 $$;
 
@@ -229,9 +275,24 @@ grant execute on function
   app.credit_deposit(uuid, bigint, text),
   app.goal_reserved_cents(uuid),
   app.release_stake(uuid),
+  app.goal_owed_cents(uuid),
   app.begin_withdrawal(uuid, bigint, text),
   app.record_refund(uuid, public.refund_status, text, text),
   app.record_external_refund(uuid, bigint, text, text),
   app.record_stripe_event(text, text, text),
   app.audit(text, uuid, text, uuid, jsonb)
   to service_role;
+
+-- Constraint triggers cannot be replaced in place: dropped and created again.
+drop trigger if exists consequences_goal_money on public.consequences;
+create constraint trigger consequences_goal_money
+  after insert or update of earmarked_cents on public.consequences
+  deferrable initially deferred
+  for each row when (new.earmarked_cents > 0) execute function private.check_goal_money();
+drop trigger if exists ledger_entries_goal_money on public.ledger_entries;
+create constraint trigger ledger_entries_goal_money
+  after insert on public.ledger_entries
+  deferrable initially deferred
+  for each row when (new.goal_id is not null and new.forfeited_delta <> 0) execute function private.check_goal_money();
+
+revoke all on function private.check_goal_money() from public;

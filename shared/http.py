@@ -96,6 +96,15 @@ _DB_RULE_STATUS = {
     "42501": (403, "forbidden"),
     "P0002": (404, "not_found"),
     "55000": (409, "invalid_state"),
+    "TI001": (422, "idempotency_key_reused"),
+}
+# What the page reads when PostgreSQL itself (not our SQL) refused: its own messages name
+# constraints, tables and columns, which never leave the service.
+_GENERIC_MESSAGE = {
+    "23505": "this conflicts with something that already exists",
+    "23503": "this refers to something that does not exist",
+    "23514": "this breaks one of the service's rules",
+    "23502": "a required value is missing",
 }
 
 
@@ -192,8 +201,10 @@ def database_rule_error(error: BaseException) -> ApiError | None:
     if mapped is None:
         return None
     status, code = mapped
-    message = error.diag.message_primary or "the database refused the change"
-    return ApiError(status, code, message)
+    diag = error.diag
+    if diag.constraint_name or diag.table_name or diag.column_name:
+        return ApiError(status, code, _GENERIC_MESSAGE.get(sqlstate, "the database refused the change"))
+    return ApiError(status, code, diag.message_primary or "the database refused the change")
 
 
 def _unexpected(error: Exception, name: str, trace: str | None) -> ApiError:

@@ -86,6 +86,7 @@ class FakeStripe(_Faulty):
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     refund_status: str = "succeeded"
     _by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _params_by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def install(self) -> FakeStripe:
@@ -127,11 +128,19 @@ class FakeStripe(_Faulty):
                     return self._error(fault)
                 if key and key in self._by_key:
                     obj = self._by_key[key]
+                    if self._params_by_key.get(key) != dict(request.form):
+                        # Stripe compares a reused key's parameters with the first request's.
+                        error = {
+                            "type": "idempotency_error",
+                            "message": "Keys for idempotent requests can only be used with the same parameters.",
+                        }
+                        return Response(json.dumps({"error": error}), status=400, content_type="application/json")
                 else:
                     obj = self._object(kind, request.form)
                     self.objects.setdefault(kind, []).append(obj)
                     if key:
                         self._by_key[key] = obj
+                        self._params_by_key[key] = dict(request.form)
                 self.requests.append(Recorded(request.path, dict(request.form), dict(request.headers), obj["id"]))
             return self._after(
                 request.path, fault, Response(json.dumps(obj), status=200, content_type="application/json")

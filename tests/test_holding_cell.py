@@ -3,6 +3,7 @@ webhooks signed the way Stripe signs them."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -320,3 +321,44 @@ def test_amounts_beyond_bigint_are_400_not_500(stripe: FakeStripe, alice: UUID, 
     response = _cell(alice, {"action": action, "amount_cents": 2**70})
     assert response.status_code == 400
     assert response.json["error"]["details"][0]["field"].endswith("amount_cents")
+
+
+def test_withdrawal_key_reused_for_another_amount_is_422(stripe: FakeStripe, alice: UUID) -> None:
+    _pay(alice, "pi_1", 4000)
+    first = _cell(alice, {"action": "withdraw", "amount_cents": 1000, "idempotency_key": "wd-reused"})
+    assert first.status_code == 200
+    reused = _cell(alice, {"action": "withdraw", "amount_cents": 3000, "idempotency_key": "wd-reused"})
+    assert reused.status_code == 422
+    assert reused.json["error"]["code"] == "idempotency_key_reused"
+    assert len(stripe.created("/v1/refunds")) == 1
+    assert _balance(alice)["available_cents"] == 3000
+
+
+def test_concurrent_withdrawals_with_one_key_get_one_result(stripe: FakeStripe, alice: UUID) -> None:
+    import threading
+
+    _pay(alice, "pi_1", 4000)
+    stripe.delay_each = 0.05
+    answers: list[Any] = []
+    body = {"action": "withdraw", "amount_cents": 1000, "idempotency_key": "wd-racing"}
+    threads = [threading.Thread(target=lambda: answers.append(_cell(alice, body))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ok = [a for a in answers if a.status_code == 200]
+    assert len({a.json["withdrawal_id"] for a in ok}) == 1
+    for answer in answers:
+        assert answer.status_code in (200, 409), answer.json
+        text = json.dumps(answer.json)
+        assert "withdrawals" not in text and "_key" not in text.replace("idempotency_key", "")
+    assert _balance(alice)["available_cents"] == 3000
+
+
+def test_deposit_key_reused_for_another_amount_is_422(stripe: FakeStripe, alice: UUID) -> None:
+    first = _cell(alice, {"action": "deposit", "amount_cents": 3000, "idempotency_key": "dep-reused"})
+    assert first.status_code == 200, first.json
+    again = _cell(alice, {"action": "deposit", "amount_cents": 3000, "idempotency_key": "dep-reused"})
+    assert again.json["payment_intent_id"] == first.json["payment_intent_id"]
+    reused = _cell(alice, {"action": "deposit", "amount_cents": 5000, "idempotency_key": "dep-reused"})
+    assert reused.status_code == 422 and reused.json["error"]["code"] == "idempotency_key_reused"

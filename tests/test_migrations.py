@@ -184,6 +184,7 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.detect_missed_deadlines",
         "app.release_stake",
         "app.goal_owed_cents",
+        "app.begin_withdrawal",
         "private.check_goal_money",
         "public.consequences consequences_goal_money",
         "public.ledger_entries ledger_entries_goal_money",

@@ -66,6 +66,10 @@ def _call(request: Callable[[], T]) -> T:
         if isinstance(error, stripe.APIConnectionError | stripe.RateLimitError) or status is None or status >= 500:
             raise ProviderUnavailable(f"stripe: {type(error).__name__}") from None
         code = getattr(error, "code", None)
+        if isinstance(error, stripe.IdempotencyError):
+            raise ProviderRefused(
+                "stripe: idempotency key reused with other parameters", "idempotency_key_reused"
+            ) from None
         if isinstance(error, stripe.CardError):
             raise CardDeclined("the card was declined", code) from None
         raise ProviderRefused(f"stripe refused the request: {code or type(error).__name__}", code) from None
@@ -79,6 +83,10 @@ def as_api_error(error: ProviderUnavailable | ProviderRefused) -> ApiError:
             "payment_provider_unavailable",
             "the payment provider is unavailable; retry shortly",
             headers={"Retry-After": "10"},
+        )
+    if error.code == "idempotency_key_reused":
+        return ApiError(
+            422, "idempotency_key_reused", "this idempotency key was already used with other values; use a new key"
         )
     if isinstance(error, CardDeclined):
         return ApiError(402, "card_declined", "the card was declined", {"decline_code": error.code})

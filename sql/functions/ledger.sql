@@ -156,14 +156,20 @@ declare
   v_take bigint;
   v_deposit record;
   v_position integer := 0;
+  v_existing_amount bigint;
 begin
-  select w.id into v_id from public.withdrawals w
-  where w.user_id = p_user_id and w.idempotency_key = p_idempotency_key;
-  if v_id is not null then
-    return v_id;
-  end if;
+  -- The cell's lock first: concurrent requests with one key wait here, then find the first one's row.
   insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
   perform 1 from public.holding_cells where user_id = p_user_id for update;
+  select w.id, w.amount_cents into v_id, v_existing_amount from public.withdrawals w
+  where w.user_id = p_user_id and w.idempotency_key = p_idempotency_key;
+  if v_id is not null then
+    if v_existing_amount <> p_amount_cents then
+      raise exception using errcode = 'TI001',
+        message = 'this idempotency key was already used for a different amount; use a new key';
+    end if;
+    return v_id;
+  end if;
   if (select available_cents from public.holding_cells where user_id = p_user_id) < p_amount_cents then
     raise exception using errcode = '23514', message = 'the amount is more than your available balance';
   end if;

@@ -2,7 +2,9 @@
 
 The event is recorded and applied in one transaction, so a crash mid-way
 leaves it unrecorded and Stripe's redelivery applies it; a redelivered event
-that was applied changes nothing.
+that was applied changes nothing. An event about something the ledger does not
+hold yet (a refund before its payment) is parked with its object and applied in
+the transaction that books the payment.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ def handle(payload: bytes, signature: str | None) -> WebhookResult:
         if not row or not row["new"]:
             return WebhookResult(duplicate=True, event_type=event_type, applied="nothing")
         applied = _apply(conn, event_type, obj)
+        if applied == "parked":
+            conn.execute(
+                "update public.stripe_events set parked_on = %s, parked_object = %s where id = %s",
+                [obj.get("payment_intent"), db.Json(obj), event["id"]],
+            )
     _logger.info("stripe event", extra={"fields": {"event_type": event_type, "applied": applied}})
     return WebhookResult(event_type=event_type, applied=applied)
 
@@ -99,6 +106,16 @@ def _credit(conn: db.Connection, intent: dict[str, Any]) -> str:
         _logger.error("deposit in another currency", extra={"fields": {"payment_intent": intent.get("id")}})
         return "unmatched"
     conn.execute("select app.credit_deposit(%s, %s, %s)", [user_id, amount, intent["id"]])
+    # Events that arrived before this payment wait for it: applied now, in its transaction.
+    parked = conn.execute(
+        "with waiting as (select id, type, parked_object from public.stripe_events where parked_on = %s for update)"
+        " update public.stripe_events e set parked_on = null, parked_object = null from waiting w where e.id = w.id"
+        " returning w.id, w.type, w.parked_object",
+        [intent["id"]],
+    ).fetchall()
+    for event in sorted(parked, key=lambda e: str(e["id"])):
+        outcome = _apply(conn, str(event["type"]), event["parked_object"])
+        _logger.info("parked stripe event applied", extra={"fields": {"event_id": event["id"], "applied": outcome}})
     return "deposit_credited"
 
 
@@ -123,7 +140,8 @@ def _refund(conn: db.Connection, refund: dict[str, Any]) -> str:
         [refund.get("payment_intent")],
     ).fetchone()
     if owner is None:
-        return "unmatched"
+        # Stripe does not promise order: the payment may not have arrived yet. Parked, not lost.
+        return "parked" if refund.get("payment_intent") else "unmatched"
     conn.execute(
         "select app.record_external_refund(%s, %s, %s, %s)",
         [owner["user_id"], refund.get("amount"), refund.get("id"), refund.get("payment_intent")],

@@ -185,6 +185,7 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.release_stake",
         "app.goal_owed_cents",
         "app.begin_withdrawal",
+        "app.record_external_refund",
         "private.check_goal_money",
         "public.consequences consequences_goal_money",
         "public.ledger_entries ledger_entries_goal_money",

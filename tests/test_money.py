@@ -202,3 +202,83 @@ def test_earmarks_past_the_stake_are_refused_by_the_database(providers: Provider
     # The claim caps what it earmarks at what the goal still holds.
     claimed = owner.execute("select * from app.claim_consequence(%s, 'x')", [second]).fetchone()
     assert claimed is not None and claimed["earmarked_cents"] == 1000
+
+
+# -----------------------------------------------------------------------------
+# Stripe's events, out of order and from outside
+# -----------------------------------------------------------------------------
+def _event(event_type: str, obj: dict[str, Any], event_id: str | None = None) -> Any:
+    from tests.fakes import stripe_event, stripe_signature
+    from tests.http_helpers import client
+    from tests.test_holding_cell import WEBHOOK_SECRET
+
+    payload = stripe_event(event_type, obj, event_id)
+    return client("stripe_webhook").post(
+        "/",
+        data=payload,
+        content_type="application/json",
+        headers={"Stripe-Signature": stripe_signature(payload, WEBHOOK_SECRET)},
+    )
+
+
+def _payment(intent: str, user: UUID, cents: int) -> dict[str, Any]:
+    return {
+        "id": intent,
+        "object": "payment_intent",
+        "amount": cents,
+        "amount_received": cents,
+        "currency": "usd",
+        "status": "succeeded",
+        "metadata": {"user_id": str(user), "purpose": "holding_cell_deposit"},
+    }
+
+
+def _outside_refund(refund: str, intent: str, cents: int) -> dict[str, Any]:
+    return {"id": refund, "object": "refund", "amount": cents, "payment_intent": intent, "status": "succeeded"}
+
+
+@pytest.fixture
+def webhook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_holding_cell import WEBHOOK_SECRET
+
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+
+
+def test_refund_before_payment_is_applied_when_payment_arrives(
+    providers: Providers, owner: Conn, webhook_secret: None
+) -> None:
+    """Problem 5: refund.created before payment_intent.succeeded was dropped as 'unmatched'."""
+    user = f.user(owner)
+    early = _event("refund.created", _outside_refund("re_early", "pi_late", 1000), "evt_refund")
+    assert early.status_code == 200 and early.json["applied"] == "parked"
+    again = _event("refund.created", _outside_refund("re_early", "pi_late", 1000), "evt_refund")
+    assert again.json["duplicate"] is True  # a redelivery while parked changes nothing
+    paid = _event("payment_intent.succeeded", _payment("pi_late", user, 3000), "evt_paid")
+    assert paid.json["applied"] == "deposit_credited"
+    assert _cell(owner, user) == {"available_cents": 2000, "reserved_cents": 0, "forfeited_cents": 0}
+    parked = owner.execute("select count(*) as n from public.stripe_events where parked_on is not null")
+    assert parked.fetchone() == {"n": 0}
+    _event("payment_intent.succeeded", _payment("pi_late", user, 3000), "evt_paid_again")
+    assert _cell(owner, user) == {"available_cents": 2000, "reserved_cents": 0, "forfeited_cents": 0}
+
+
+def test_outside_refund_of_a_reserved_deposit_shrinks_its_goal_and_nothing_moves_past_it(
+    providers: Providers, owner: Conn, webhook_secret: None
+) -> None:
+    """Problem 6: the goal kept a reservation Stripe no longer held; its failure then transferred it."""
+    user = f.user(owner)
+    assert _event("payment_intent.succeeded", _payment("pi_stake", user, 3000)).json["applied"] == "deposit_credited"
+    goal = f.goal(owner, user, stake="30.00", checkpoints=0, fund=False)
+    refunded = _event("refund.created", _outside_refund("re_dash", "pi_stake", 1000))
+    assert refunded.status_code == 200 and refunded.json["applied"] == "external_refund_recorded"
+    reserved = owner.execute("select app.goal_reserved_cents(%s) as c", [goal]).fetchone()
+    assert reserved == {"c": 2000}
+    assert _cell(owner, user) == {"available_cents": 0, "reserved_cents": 2000, "forfeited_cents": 0}
+    overdue_goal(owner, goal)
+    deadlines.run()
+    [row] = owner.execute(
+        "select execution_status::text as s, monetary_amount from public.consequences"
+        " where consequence_type = 'monetary'"
+    ).fetchall()
+    assert row["s"] == "completed" and str(row["monetary_amount"]) == "20.00"
+    assert _transfers_by_goal(providers)[str(goal)] == 2000 == _forfeits_by_goal(owner)[str(goal)]

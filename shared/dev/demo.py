@@ -131,12 +131,18 @@ def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, 
 
     say.title("The scheduler runs: a missed checkpoint, its roulette roll, and the missed final deadline")
     # make dev's own scheduler may be in the middle of a pass over this goal: a pass skips a goal
-    # another pass holds, so ask again until the goal's fate is settled.
+    # another pass holds, and sends what others queued at its end, so ask again until all is settled.
     for _ in range(20):
         checked = http.post("/check_deadlines", headers=service, json={"source": "demo"})
         with db.as_service() as conn:
+            # Settled: the goal's fate is decided, its consequences ran and their notices went out.
             settled = conn.execute(
-                "select status::text from public.goals where id = %s and status <> 'active'", [goal_id]
+                "select 1 from public.goals g where g.id = %s and g.status <> 'active'"
+                " and not exists (select 1 from public.consequences c where c.goal_id = g.id"
+                "                 and c.execution_status in ('pending', 'executing'))"
+                " and not exists (select 1 from public.notifications n where n.user_id = g.user_id"
+                "                 and n.status in ('queued', 'sending'))",
+                [goal_id],
             ).fetchone()
         if settled:
             break

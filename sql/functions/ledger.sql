@@ -255,12 +255,47 @@ as $$
 declare
   v_available bigint;
   v_from_available bigint;
+  v_left bigint;
+  v_take bigint;
+  v_goal record;
 begin
+  if exists (select 1 from public.ledger_entries
+             where stripe_object_id = p_payment_intent_id and entry_type = 'refund'
+               and (reference = 'refund:' || p_refund_id or reference like 'refund:' || p_refund_id || ':goal:%')) then
+    return false;  -- already booked
+  end if;
   insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
   select available_cents into v_available from public.holding_cells where user_id = p_user_id for update;
   v_from_available := least(v_available, p_amount_cents);
-  return app.ledger_post(p_user_id, 'refund', p_amount_cents, -v_from_available,
-    -(p_amount_cents - v_from_available), 0, 'refund:' || p_refund_id, null, null, p_payment_intent_id);
+  v_left := p_amount_cents - v_from_available;
+  if v_from_available > 0 then
+    perform app.ledger_post(p_user_id, 'refund', v_from_available, -v_from_available, 0, 0,
+      'refund:' || p_refund_id, null, null, p_payment_intent_id);
+  end if;
+  -- The rest came out of money a goal holds: its goal's reservation shrinks, newest goal
+  -- first, never below what its unfinished consequences have earmarked, so that every
+  -- consequence sees the reduced amount before any transfer.
+  for v_goal in
+    select g.id, app.goal_reserved_cents(g.id) - coalesce((
+             select sum(c.earmarked_cents) from public.consequences c where c.goal_id = g.id), 0) as free
+    from public.goals g
+    where g.user_id = p_user_id and app.goal_reserved_cents(g.id) > 0
+    order by g.activated_at desc nulls last, g.created_at desc
+    for update of g
+  loop
+    exit when v_left = 0;
+    continue when v_goal.free <= 0;
+    v_take := least(v_left, v_goal.free);
+    perform app.ledger_post(p_user_id, 'refund', v_take, 0, -v_take, 0,
+      'refund:' || p_refund_id || ':goal:' || v_goal.id, v_goal.id, null, p_payment_intent_id);
+    v_left := v_left - v_take;
+  end loop;
+  if v_left > 0 then
+    -- Money already paid out cannot be taken back from the user: refused, as before this
+    -- change; booking it as a platform loss is the ledger-agrees-with-Stripe work.
+    raise exception using errcode = '23514', message = 'the refund is larger than what the holding cell holds';
+  end if;
+  return true;
 end
 $$;
 

@@ -22,6 +22,13 @@ from shared.log import get_logger
 _logger = get_logger("threativator.stripe_webhook")
 
 REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
+# A dispute's events and the ledger step each takes (charge.dispute.closed: by its status).
+DISPUTE_STEPS = {
+    "charge.dispute.created": "held",
+    "charge.dispute.funds_withdrawn": "lost",
+    "charge.dispute.funds_reinstated": "won",
+    "charge.dispute.closed": None,
+}
 
 
 class WebhookResult(BaseModel):
@@ -82,6 +89,8 @@ def _apply(conn: db.Connection, event_type: str, obj: dict[str, Any]) -> str:
         return _credit(conn, obj)
     if event_type in REFUND_EVENTS and obj.get("object") == "refund":
         return _refund(conn, obj)
+    if event_type in DISPUTE_STEPS and obj.get("object") == "dispute":
+        return _dispute(conn, event_type, obj)
     if event_type == "transfer.reversed":
         consequence = (obj.get("metadata") or {}).get("consequence_id")
         conn.execute(
@@ -147,3 +156,23 @@ def _refund(conn: db.Connection, refund: dict[str, Any]) -> str:
         [owner["user_id"], refund.get("amount"), refund.get("id"), refund.get("payment_intent")],
     )
     return "external_refund_recorded"
+
+
+def _dispute(conn: db.Connection, event_type: str, dispute: dict[str, Any]) -> str:
+    """A chargeback on a deposit: held out of what the user can use, then lost or won."""
+    step = DISPUTE_STEPS[event_type] or {"won": "won", "lost": "lost"}.get(str(dispute.get("status")))
+    intent, amount = dispute.get("payment_intent"), dispute.get("amount")
+    if step is None or not isinstance(amount, int) or amount <= 0 or not intent:
+        return "ignored"
+    owner = conn.execute(
+        "select user_id from public.ledger_entries where entry_type = 'deposit' and stripe_object_id = %s",
+        [intent],
+    ).fetchone()
+    if owner is None:
+        return "parked"  # the payment has not arrived yet
+    moved = conn.execute(
+        "select app.record_dispute(%s, %s, %s, %s, %s) as cents",
+        [dispute.get("id"), owner["user_id"], intent, amount, step],
+    ).fetchone()
+    _logger.info("dispute step", extra={"fields": {"dispute_id": dispute.get("id"), "step": step}})
+    return f"dispute_{step}" if moved and moved["cents"] else f"dispute_{step}_nothing_to_move"

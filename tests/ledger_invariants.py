@@ -9,10 +9,11 @@ import psycopg
 CHECKS = {
     "totals equal the sum of entries": """
         select hc.user_id from public.holding_cells hc
-        left join (select user_id, sum(available_delta) a, sum(reserved_delta) r, sum(forfeited_delta) f
+        left join (select user_id, sum(available_delta) a, sum(reserved_delta) r, sum(forfeited_delta) f,
+                          sum(disputed_delta) d
                    from public.ledger_entries group by user_id) le on le.user_id = hc.user_id
         where hc.available_cents <> coalesce(le.a, 0) or hc.reserved_cents <> coalesce(le.r, 0)
-           or hc.forfeited_cents <> coalesce(le.f, 0)
+           or hc.forfeited_cents <> coalesce(le.f, 0) or hc.disputed_cents <> coalesce(le.d, 0)
         union all
         select le.user_id from public.ledger_entries le
         left join public.holding_cells hc on hc.user_id = le.user_id where hc.user_id is null""",
@@ -21,7 +22,7 @@ CHECKS = {
         where u.holding_cell_balance * 100 <> coalesce(hc.available_cents + hc.reserved_cents, 0)""",
     "no total below zero": """
         select user_id from public.holding_cells
-        where available_cents < 0 or reserved_cents < 0 or forfeited_cents < 0""",
+        where available_cents < 0 or reserved_cents < 0 or forfeited_cents < 0 or disputed_cents < 0""",
     "a consequence forfeits at most once": """
         select consequence_id from public.ledger_entries where entry_type = 'forfeit' and consequence_id is not null
         group by consequence_id having count(*) > 1""",

@@ -186,6 +186,8 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.goal_owed_cents",
         "app.begin_withdrawal",
         "app.record_external_refund",
+        "app.ledger_post",
+        "app.record_dispute",
         "private.check_goal_money",
         "public.consequences consequences_goal_money",
         "public.ledger_entries ledger_entries_goal_money",

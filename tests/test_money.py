@@ -282,3 +282,81 @@ def test_outside_refund_of_a_reserved_deposit_shrinks_its_goal_and_nothing_moves
     ).fetchall()
     assert row["s"] == "completed" and str(row["monetary_amount"]) == "20.00"
     assert _transfers_by_goal(providers)[str(goal)] == 2000 == _forfeits_by_goal(owner)[str(goal)]
+
+
+# -----------------------------------------------------------------------------
+# Disputes (chargebacks)
+# -----------------------------------------------------------------------------
+def _dispute(dispute: str, intent: str, cents: int, status: str = "needs_response") -> dict[str, Any]:
+    return {
+        "id": dispute,
+        "object": "dispute",
+        "amount": cents,
+        "charge": f"ch_{intent}",
+        "payment_intent": intent,
+        "status": status,
+    }
+
+
+def _disputed(owner: Conn, user: UUID) -> int:
+    row = owner.execute("select disputed_cents from public.holding_cells where user_id = %s", [user]).fetchone()
+    return int(row["disputed_cents"]) if row else 0
+
+
+def test_charged_back_stake_is_not_paid_to_charity(providers: Providers, owner: Conn, webhook_secret: None) -> None:
+    """Problem 4: fund a stake, charge it back through the bank, and the platform still paid the charity."""
+    user = f.user(owner)
+    _event("payment_intent.succeeded", _payment("pi_cb", user, 3000))
+    goal = f.goal(owner, user, stake="30.00", checkpoints=0, fund=False)
+    held = _event("charge.dispute.created", _dispute("dp_1", "pi_cb", 3000), "evt_dp_created")
+    assert held.status_code == 200 and held.json["applied"] == "dispute_held"
+    assert _cell(owner, user) == {"available_cents": 0, "reserved_cents": 0, "forfeited_cents": 0}
+    assert _disputed(owner, user) == 3000
+    again = _event("charge.dispute.created", _dispute("dp_1", "pi_cb", 3000), "evt_dp_created_2")
+    assert again.status_code == 200 and again.json["applied"] == "dispute_held_nothing_to_move"
+    assert _disputed(owner, user) == 3000
+    lost = _event("charge.dispute.funds_withdrawn", _dispute("dp_1", "pi_cb", 3000, "under_review"))
+    assert lost.json["applied"] == "dispute_lost" and _disputed(owner, user) == 0
+    overdue_goal(owner, goal)
+    deadlines.run()
+    assert providers.stripe.objects.get("transfer", []) == []  # nothing the platform no longer holds
+    assert owner.execute(
+        "select count(*) as n from public.consequences where consequence_type = 'monetary'"
+    ).fetchone() == {"n": 0}
+
+
+def test_dispute_won_returns_the_money_once(providers: Providers, owner: Conn, webhook_secret: None) -> None:
+    user = f.user(owner)
+    _event("payment_intent.succeeded", _payment("pi_won", user, 5000))
+    _event("charge.dispute.created", _dispute("dp_w", "pi_won", 2000))
+    _event("charge.dispute.funds_withdrawn", _dispute("dp_w", "pi_won", 2000, "under_review"))
+    assert _cell(owner, user) == {"available_cents": 3000, "reserved_cents": 0, "forfeited_cents": 0}
+    won = _event("charge.dispute.funds_reinstated", _dispute("dp_w", "pi_won", 2000, "won"))
+    assert won.json["applied"] == "dispute_won"
+    closed = _event("charge.dispute.closed", _dispute("dp_w", "pi_won", 2000, "won"), "evt_dp_w_closed")
+    assert closed.status_code == 200 and closed.json["applied"] == "dispute_won_nothing_to_move"
+    assert _cell(owner, user) == {"available_cents": 5000, "reserved_cents": 0, "forfeited_cents": 0}
+    assert _disputed(owner, user) == 0
+
+
+def test_dispute_after_the_stake_went_to_charity_is_answered_and_surfaced(
+    providers: Providers, owner: Conn, webhook_secret: None
+) -> None:
+    user = f.user(owner)
+    _event("payment_intent.succeeded", _payment("pi_gone", user, 3000))
+    goal = f.goal(owner, user, stake="30.00", checkpoints=0, fund=False)
+    overdue_goal(owner, goal)
+    deadlines.run()
+    assert _transfers_by_goal(providers)[str(goal)] == 3000
+    late = _event("charge.dispute.created", _dispute("dp_late", "pi_gone", 3000))
+    assert late.status_code == 200
+    audit = owner.execute("select details from public.audit_log where action = 'dispute_after_payout'").fetchone()
+    assert audit is not None and audit["details"]["uncovered_cents"] == 3000
+
+
+def test_dispute_before_its_payment_is_parked(providers: Providers, owner: Conn, webhook_secret: None) -> None:
+    user = f.user(owner)
+    assert _event("charge.dispute.created", _dispute("dp_early", "pi_slow", 1000)).json["applied"] == "parked"
+    _event("payment_intent.succeeded", _payment("pi_slow", user, 3000))
+    assert _cell(owner, user) == {"available_cents": 2000, "reserved_cents": 0, "forfeited_cents": 0}
+    assert _disputed(owner, user) == 1000

@@ -9,6 +9,9 @@
 -- Posts one ledger entry and moves the totals with it; a reference already
 -- posted changes nothing and returns false. Totals that would go negative
 -- raise check_violation, rolling the entry back with them.
+-- The disputed bucket came later (migration 015): the old signature goes, the new one
+-- takes the same arguments in the same order and one more, with a default.
+drop function if exists app.ledger_post(uuid, public.ledger_entry_type, bigint, bigint, bigint, bigint, text, uuid, uuid, text);
 create or replace function app.ledger_post(
   p_user_id uuid,
   p_type public.ledger_entry_type,
@@ -19,7 +22,8 @@ create or replace function app.ledger_post(
   p_reference text,
   p_goal_id uuid default null,
   p_consequence_id uuid default null,
-  p_stripe_object_id text default null
+  p_stripe_object_id text default null,
+  p_disputed_delta bigint default 0
 ) returns boolean
 language plpgsql security definer
 set search_path = ''
@@ -29,9 +33,9 @@ declare
 begin
   insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
   insert into public.ledger_entries (user_id, entry_type, amount_cents, available_delta, reserved_delta,
-    forfeited_delta, reference, goal_id, consequence_id, stripe_object_id)
+    forfeited_delta, reference, goal_id, consequence_id, stripe_object_id, disputed_delta)
   values (p_user_id, p_type, p_amount_cents, p_available_delta, p_reserved_delta, p_forfeited_delta,
-    p_reference, p_goal_id, p_consequence_id, p_stripe_object_id)
+    p_reference, p_goal_id, p_consequence_id, p_stripe_object_id, p_disputed_delta)
   on conflict (reference) do nothing
   returning id into v_id;
   if v_id is null then
@@ -42,6 +46,7 @@ begin
     set available_cents = available_cents + p_available_delta,
         reserved_cents = reserved_cents + p_reserved_delta,
         forfeited_cents = forfeited_cents + p_forfeited_delta,
+        disputed_cents = disputed_cents + p_disputed_delta,
         updated_at = now()
     where user_id = p_user_id;
   exception when check_violation then
@@ -113,6 +118,88 @@ begin
       'release:' || p_goal_id || case when v_earlier > 0 then ':' || (v_earlier + 1) else '' end, p_goal_id);
   end if;
   return greatest(v_remaining, 0);
+end
+$$;
+
+-- Applies one step of a dispute on a deposit, once per step (references are unique):
+--   held: the amount leaves available first, then the newest goals' reservations (never
+--         below their earmarks), into disputed. What is already paid out cannot be held:
+--         that part is audited for the operators as a dispute after payout.
+--   lost: what is held is debited for good (Stripe withdrew the funds).
+--   won:  what is held returns to available; funds already withdrawn come back once.
+-- Returns the cents moved by this step.
+create or replace function app.record_dispute(
+  p_dispute_id text, p_user_id uuid, p_payment_intent_id text, p_amount_cents bigint, p_step text
+) returns bigint
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_available bigint;
+  v_take bigint;
+  v_left bigint := p_amount_cents;
+  v_held bigint;
+  v_goal record;
+begin
+  insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
+  select available_cents into v_available from public.holding_cells where user_id = p_user_id for update;
+  select coalesce(sum(disputed_delta), 0) into v_held from public.ledger_entries
+  where stripe_object_id = p_payment_intent_id and reference like 'dispute:' || p_dispute_id || '%';
+  if p_step = 'held' then
+    if exists (select 1 from public.ledger_entries where reference like 'dispute:' || p_dispute_id || ':held%'
+               and stripe_object_id = p_payment_intent_id) then
+      return 0;
+    end if;
+    v_take := least(v_available, v_left);
+    if v_take > 0 then
+      perform app.ledger_post(p_user_id, 'dispute_held', v_take, -v_take, 0, 0,
+        'dispute:' || p_dispute_id || ':held', null, null, p_payment_intent_id, v_take);
+      v_left := v_left - v_take;
+    end if;
+    for v_goal in
+      select g.id, app.goal_reserved_cents(g.id) - coalesce((
+               select sum(c.earmarked_cents) from public.consequences c where c.goal_id = g.id), 0) as free
+      from public.goals g
+      where g.user_id = p_user_id and app.goal_reserved_cents(g.id) > 0
+      order by g.activated_at desc nulls last, g.created_at desc
+      for update of g
+    loop
+      exit when v_left = 0;
+      continue when v_goal.free <= 0;
+      v_take := least(v_left, v_goal.free);
+      perform app.ledger_post(p_user_id, 'dispute_held', v_take, 0, -v_take, 0,
+        'dispute:' || p_dispute_id || ':held:goal:' || v_goal.id, v_goal.id, null, p_payment_intent_id, v_take);
+      v_left := v_left - v_take;
+    end loop;
+    if v_left > 0 then
+      perform app.audit('dispute', null, 'dispute_after_payout', p_user_id, jsonb_build_object(
+        'dispute_id', p_dispute_id, 'payment_intent', p_payment_intent_id, 'uncovered_cents', v_left));
+    end if;
+    return p_amount_cents - v_left;
+  end if;
+  if p_step = 'lost' then
+    if v_held <= 0 then
+      return 0;  -- nothing held: already debited, or nothing could be held
+    end if;
+    perform app.ledger_post(p_user_id, 'dispute_lost', v_held, 0, 0, 0,
+      'dispute:' || p_dispute_id || ':lost', null, null, p_payment_intent_id, -v_held);
+  elsif p_step = 'won' then
+    if v_held > 0 then
+      perform app.ledger_post(p_user_id, 'dispute_reinstated', v_held, v_held, 0, 0,
+        'dispute:' || p_dispute_id || ':won', null, null, p_payment_intent_id, -v_held);
+    else
+      -- The funds were withdrawn and now come back: what was debited returns to available, once.
+      select coalesce(sum(amount_cents), 0) into v_held from public.ledger_entries
+      where stripe_object_id = p_payment_intent_id and reference = 'dispute:' || p_dispute_id || ':lost';
+      if v_held = 0 or not app.ledger_post(p_user_id, 'dispute_reinstated', v_held, v_held, 0, 0,
+          'dispute:' || p_dispute_id || ':won', null, null, p_payment_intent_id, 0) then
+        return 0;  -- nothing withdrawn, or already returned
+      end if;
+    end if;
+  else
+    raise exception using errcode = '22023', message = 'unknown dispute step';
+  end if;
+  return v_held;
 end
 $$;
 
@@ -312,7 +399,8 @@ end
 $$;
 
 grant execute on function
-  app.ledger_post(uuid, public.ledger_entry_type, bigint, bigint, bigint, bigint, text, uuid, uuid, text),
+  app.ledger_post(uuid, public.ledger_entry_type, bigint, bigint, bigint, bigint, text, uuid, uuid, text, bigint),
+  app.record_dispute(text, uuid, text, bigint, text),
   app.credit_deposit(uuid, bigint, text),
   app.goal_reserved_cents(uuid),
   app.release_stake(uuid),

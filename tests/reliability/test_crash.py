@@ -126,6 +126,17 @@ def _assert_once(owner: Conn, fakes: dict[str, Any]) -> None:
         " where entry_type = 'forfeit' group by consequence_id having count(*) > 1"
     ).fetchall()
     assert forfeits == []
+    # Per goal, what the Stripe stand-in moved is at most the stake and equals the ledger's forfeits.
+    moved: Counter[str] = Counter()
+    for transfer in fakes["stripe"].objects.get("transfer", []):
+        moved[transfer["metadata"]["goal_id"]] += int(transfer["amount"])
+    per_goal = owner.execute(
+        "select g.id::text as goal, (g.monetary_stake * 100)::bigint as stake,"
+        " coalesce(sum(le.forfeited_delta), 0)::bigint as forfeited from public.goals g"
+        " left join public.ledger_entries le on le.goal_id = g.id and le.entry_type = 'forfeit' group by g.id"
+    ).fetchall()
+    for row in per_goal:
+        assert moved[row["goal"]] == row["forfeited"] <= row["stake"], row
 
 
 CHILD = """

@@ -113,6 +113,20 @@ class LedgerMachine(RuleBasedStateMachine):
             [self.user, cents, f"re_{uuid.uuid4().hex[:10]}", intent],
         )
 
+    @precondition(lambda self: bool(self.intents))
+    @rule(
+        data=st.data(),
+        cents=st.integers(1, 20_000),
+        step=st.sampled_from(["held", "held", "lost", "won"]),
+        dispute=st.sampled_from(["dp_a", "dp_b"]),
+    )
+    def dispute(self, data: st.DataObject, cents: int, step: str, dispute: str) -> None:
+        """Chargebacks in any order, redelivered: held, funds withdrawn, reinstated."""
+        intent = data.draw(st.sampled_from(self.intents))
+        self._try(
+            "select app.record_dispute(%s, %s, %s, %s, %s)", [f"{dispute}_{intent}", self.user, intent, cents, step]
+        )
+
     @invariant()
     def invariants_hold(self) -> None:
         assert_ledger_invariants(self.url)

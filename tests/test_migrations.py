@@ -188,6 +188,7 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.record_external_refund",
         "app.ledger_post",
         "app.record_dispute",
+        "private.reserved_takings",
         "private.check_goal_money",
         "public.consequences consequences_goal_money",
         "public.ledger_entries ledger_entries_goal_money",

@@ -139,7 +139,7 @@ declare
   v_take bigint;
   v_left bigint := p_amount_cents;
   v_held bigint;
-  v_goal record;
+  v_taking record;
 begin
   insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
   select available_cents into v_available from public.holding_cells where user_id = p_user_id for update;
@@ -156,20 +156,11 @@ begin
         'dispute:' || p_dispute_id || ':held', null, null, p_payment_intent_id, v_take);
       v_left := v_left - v_take;
     end if;
-    for v_goal in
-      select g.id, app.goal_reserved_cents(g.id) - coalesce((
-               select sum(c.earmarked_cents) from public.consequences c where c.goal_id = g.id), 0) as free
-      from public.goals g
-      where g.user_id = p_user_id and app.goal_reserved_cents(g.id) > 0
-      order by g.activated_at desc nulls last, g.created_at desc
-      for update of g
-    loop
-      exit when v_left = 0;
-      continue when v_goal.free <= 0;
-      v_take := least(v_left, v_goal.free);
-      perform app.ledger_post(p_user_id, 'dispute_held', v_take, 0, -v_take, 0,
-        'dispute:' || p_dispute_id || ':held:goal:' || v_goal.id, v_goal.id, null, p_payment_intent_id, v_take);
-      v_left := v_left - v_take;
+    for v_taking in select * from private.reserved_takings(p_user_id, v_left) loop
+      perform app.ledger_post(p_user_id, 'dispute_held', v_taking.cents, 0, -v_taking.cents, 0,
+        'dispute:' || p_dispute_id || ':held:goal:' || v_taking.goal_id, v_taking.goal_id, null,
+        p_payment_intent_id, v_taking.cents);
+      v_left := v_left - v_taking.cents;
     end loop;
     if v_left > 0 then
       perform app.audit('dispute', null, 'dispute_after_payout', p_user_id, jsonb_build_object(
@@ -333,6 +324,36 @@ $$;
 
 -- Records a refund made outside Threativator: it takes from available first,
 -- then from reserve, so the totals stay true to the money Stripe holds.
+-- Where money taken back from a user's reserved funds comes from: the newest goals first,
+-- each never below what its unfinished consequences have earmarked. Locks those goals.
+-- Returns (goal, cents) rows that add up to at most p_amount_cents.
+create or replace function private.reserved_takings(p_user_id uuid, p_amount_cents bigint)
+returns table (goal_id uuid, cents bigint)
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_left bigint := p_amount_cents;
+  v_goal record;
+begin
+  for v_goal in
+    select g.id, app.goal_reserved_cents(g.id) - coalesce((
+             select sum(c.earmarked_cents) from public.consequences c where c.goal_id = g.id), 0) as free
+    from public.goals g
+    where g.user_id = p_user_id and app.goal_reserved_cents(g.id) > 0
+    order by g.activated_at desc nulls last, g.created_at desc
+    for update of g
+  loop
+    exit when v_left = 0;
+    continue when v_goal.free <= 0;
+    goal_id := v_goal.id;
+    cents := least(v_left, v_goal.free);
+    v_left := v_left - cents;
+    return next;
+  end loop;
+end
+$$;
+
 create or replace function app.record_external_refund(
   p_user_id uuid, p_amount_cents bigint, p_refund_id text, p_payment_intent_id text
 ) returns boolean
@@ -343,8 +364,7 @@ declare
   v_available bigint;
   v_from_available bigint;
   v_left bigint;
-  v_take bigint;
-  v_goal record;
+  v_taking record;
 begin
   if exists (select 1 from public.ledger_entries
              where stripe_object_id = p_payment_intent_id and entry_type = 'refund'
@@ -359,23 +379,12 @@ begin
     perform app.ledger_post(p_user_id, 'refund', v_from_available, -v_from_available, 0, 0,
       'refund:' || p_refund_id, null, null, p_payment_intent_id);
   end if;
-  -- The rest came out of money a goal holds: its goal's reservation shrinks, newest goal
-  -- first, never below what its unfinished consequences have earmarked, so that every
+  -- The rest came out of money a goal holds: its goal's reservation shrinks, so that every
   -- consequence sees the reduced amount before any transfer.
-  for v_goal in
-    select g.id, app.goal_reserved_cents(g.id) - coalesce((
-             select sum(c.earmarked_cents) from public.consequences c where c.goal_id = g.id), 0) as free
-    from public.goals g
-    where g.user_id = p_user_id and app.goal_reserved_cents(g.id) > 0
-    order by g.activated_at desc nulls last, g.created_at desc
-    for update of g
-  loop
-    exit when v_left = 0;
-    continue when v_goal.free <= 0;
-    v_take := least(v_left, v_goal.free);
-    perform app.ledger_post(p_user_id, 'refund', v_take, 0, -v_take, 0,
-      'refund:' || p_refund_id || ':goal:' || v_goal.id, v_goal.id, null, p_payment_intent_id);
-    v_left := v_left - v_take;
+  for v_taking in select * from private.reserved_takings(p_user_id, v_left) loop
+    perform app.ledger_post(p_user_id, 'refund', v_taking.cents, 0, -v_taking.cents, 0,
+      'refund:' || p_refund_id || ':goal:' || v_taking.goal_id, v_taking.goal_id, null, p_payment_intent_id);
+    v_left := v_left - v_taking.cents;
   end loop;
   if v_left > 0 then
     -- Money already paid out cannot be taken back from the user: refused, as before this
@@ -425,3 +434,4 @@ create constraint trigger ledger_entries_goal_money
   for each row when (new.goal_id is not null and new.forfeited_delta <> 0) execute function private.check_goal_money();
 
 revoke all on function private.check_goal_money() from public;
+revoke all on function private.reserved_takings(uuid, bigint) from public;

@@ -3,8 +3,15 @@ always equals the ledger, whatever overlaps, fails or arrives late."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -78,7 +85,7 @@ def test_overlapping_detection_and_execution_with_faults_pays_each_goal_at_most_
     providers: Providers, owner: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """20 concurrent scheduler passes and direct executions over goals whose checkpoints and final
-    all fall due in the same interval, with 30% provider faults."""
+    all fall due in the same interval, with 30% provider faults and scheduler processes SIGKILLed."""
     monkeypatch.setenv("CONSEQUENCE_BACKOFF_BASE_SECONDS", "0")
     monkeypatch.setenv("CONSEQUENCE_MAX_ATTEMPTS", "100")
     providers.stripe.fault_rate = 0.3
@@ -113,13 +120,29 @@ def test_overlapping_detection_and_execution_with_faults_pays_each_goal_at_most_
             return [r[0] for r in conn.execute("select id from public.consequences").fetchall()]
 
     threads = [threading.Thread(target=scheduler if n % 2 == 0 else executor) for n in range(20)]
+    # Scheduler passes in processes of their own, killed mid-way (SIGKILL) while the others run.
+    killed = [
+        subprocess.Popen(
+            [sys.executable, "-c", "from shared import deadlines; deadlines.run()"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
+    rng = random.Random(12)
+    for proc in killed:
+        time.sleep(rng.uniform(0.3, 1.0))  # start-up takes about 0.5 s: kills land before and during a pass
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
     for thread in threads:
         thread.join()
     assert errors == []
     providers.stripe.fault_rate = 0.0
-    for _ in range(30):  # what later scheduler passes do
+    for _ in range(40):  # what later scheduler passes do, once leases expire
         owner.execute(
             "update public.consequences set next_attempt_at = now(), lease_expires_at = now() - interval '1 second'"
             " where execution_status in ('pending', 'executing')"

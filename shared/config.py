@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     avatar_base_url: str = "https://threativator.com/avatars"
     link_signing_secret: SecretStr | None = None
     contact_verification_ttl_hours: int = Field(default=72, gt=0)
+    # Verification emails per user per day; the rest wait (no one is mailed in bulk through us).
+    contact_invites_per_day: int = Field(default=10, gt=0)
     notification_max_attempts: int = Field(default=8, gt=0)
     notification_retry_budget_seconds: float = Field(default=8.0, ge=0)
 

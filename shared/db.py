@@ -44,6 +44,11 @@ def Json(value: Any) -> Jsonb:
     return Jsonb(value)
 
 
+def is_rule_refusal(error: BaseException) -> bool:
+    """True when a state function refused the change as against the money rules (SQLSTATE 23514)."""
+    return getattr(error, "sqlstate", None) == "23514"
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True for a lost or refused connection, a full pool, or a server going down."""
     import sys

@@ -123,7 +123,24 @@ def _credit(conn: db.Connection, intent: dict[str, Any]) -> str:
         [intent["id"]],
     ).fetchall()
     for event in sorted(parked, key=lambda e: str(e["id"])):
-        outcome = _apply(conn, str(event["type"]), event["parked_object"])
+        try:
+            with conn.transaction():  # a savepoint: a refused event never refuses the payment itself
+                outcome = _apply(conn, str(event["type"]), event["parked_object"])
+        except Exception as error:
+            if not db.is_rule_refusal(error):
+                raise
+            # Stripe already moved this money (a refund of more than the user still holds): the
+            # payment is booked, the event stays parked on it and the operators are told.
+            conn.execute(
+                "update public.stripe_events set parked_on = %s, parked_object = %s where id = %s",
+                [intent["id"], db.Json(event["parked_object"]), event["id"]],
+            )
+            conn.execute(
+                "select app.audit('stripe_event', null, 'unapplied', %s, jsonb_build_object('event_id', %s::text,"
+                " 'type', %s::text, 'payment_intent', %s::text))",
+                [user_id, event["id"], event["type"], intent["id"]],
+            )
+            outcome = "unapplied"
         _logger.info("parked stripe event applied", extra={"fields": {"event_id": event["id"], "applied": outcome}})
     return "deposit_credited"
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -296,6 +297,19 @@ def stripe_signature(payload: bytes, secret: str, timestamp: int | None = None) 
     t = int(time.time()) if timestamp is None else timestamp
     digest = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
     return f"t={t},v1={digest}"
+
+
+def payment_intent(intent: str, user: UUID, cents: int) -> dict[str, Any]:
+    """A holding-cell deposit's PaymentIntent, as payment_intent.succeeded carries it."""
+    return {
+        "id": intent,
+        "object": "payment_intent",
+        "amount": cents,
+        "amount_received": cents,
+        "currency": "usd",
+        "status": "succeeded",
+        "metadata": {"user_id": str(user), "purpose": "holding_cell_deposit"},
+    }
 
 
 def stripe_event(event_type: str, obj: dict[str, Any], event_id: str | None = None) -> bytes:

@@ -21,6 +21,7 @@ import pytest
 from shared import deadlines, engine
 from tests import factories as f
 from tests.conftest import Providers
+from tests.fakes import payment_intent
 from tests.test_engine import Conn, overdue, overdue_goal
 
 
@@ -244,18 +245,6 @@ def _event(event_type: str, obj: dict[str, Any], event_id: str | None = None) ->
     )
 
 
-def _payment(intent: str, user: UUID, cents: int) -> dict[str, Any]:
-    return {
-        "id": intent,
-        "object": "payment_intent",
-        "amount": cents,
-        "amount_received": cents,
-        "currency": "usd",
-        "status": "succeeded",
-        "metadata": {"user_id": str(user), "purpose": "holding_cell_deposit"},
-    }
-
-
 def _outside_refund(refund: str, intent: str, cents: int) -> dict[str, Any]:
     return {"id": refund, "object": "refund", "amount": cents, "payment_intent": intent, "status": "succeeded"}
 
@@ -276,12 +265,12 @@ def test_refund_before_payment_is_applied_when_payment_arrives(
     assert early.status_code == 200 and early.json["applied"] == "parked"
     again = _event("refund.created", _outside_refund("re_early", "pi_late", 1000), "evt_refund")
     assert again.json["duplicate"] is True  # a redelivery while parked changes nothing
-    paid = _event("payment_intent.succeeded", _payment("pi_late", user, 3000), "evt_paid")
+    paid = _event("payment_intent.succeeded", payment_intent("pi_late", user, 3000), "evt_paid")
     assert paid.json["applied"] == "deposit_credited"
     assert _cell(owner, user) == {"available_cents": 2000, "reserved_cents": 0, "forfeited_cents": 0}
     parked = owner.execute("select count(*) as n from public.stripe_events where parked_on is not null")
     assert parked.fetchone() == {"n": 0}
-    _event("payment_intent.succeeded", _payment("pi_late", user, 3000), "evt_paid_again")
+    _event("payment_intent.succeeded", payment_intent("pi_late", user, 3000), "evt_paid_again")
     assert _cell(owner, user) == {"available_cents": 2000, "reserved_cents": 0, "forfeited_cents": 0}
 
 
@@ -290,7 +279,9 @@ def test_outside_refund_of_a_reserved_deposit_shrinks_its_goal_and_nothing_moves
 ) -> None:
     """Problem 6: the goal kept a reservation Stripe no longer held; its failure then transferred it."""
     user = f.user(owner)
-    assert _event("payment_intent.succeeded", _payment("pi_stake", user, 3000)).json["applied"] == "deposit_credited"
+    assert (
+        _event("payment_intent.succeeded", payment_intent("pi_stake", user, 3000)).json["applied"] == "deposit_credited"
+    )
     goal = f.goal(owner, user, stake="30.00", checkpoints=0, fund=False)
     refunded = _event("refund.created", _outside_refund("re_dash", "pi_stake", 1000))
     assert refunded.status_code == 200 and refunded.json["applied"] == "external_refund_recorded"
@@ -329,7 +320,7 @@ def _disputed(owner: Conn, user: UUID) -> int:
 def test_charged_back_stake_is_not_paid_to_charity(providers: Providers, owner: Conn, webhook_secret: None) -> None:
     """Problem 4: fund a stake, charge it back through the bank, and the platform still paid the charity."""
     user = f.user(owner)
-    _event("payment_intent.succeeded", _payment("pi_cb", user, 3000))
+    _event("payment_intent.succeeded", payment_intent("pi_cb", user, 3000))
     goal = f.goal(owner, user, stake="30.00", checkpoints=0, fund=False)
     held = _event("charge.dispute.created", _dispute("dp_1", "pi_cb", 3000), "evt_dp_created")
     assert held.status_code == 200 and held.json["applied"] == "dispute_held"
@@ -350,7 +341,7 @@ def test_charged_back_stake_is_not_paid_to_charity(providers: Providers, owner: 
 
 def test_dispute_won_returns_the_money_once(providers: Providers, owner: Conn, webhook_secret: None) -> None:
     user = f.user(owner)
-    _event("payment_intent.succeeded", _payment("pi_won", user, 5000))
+    _event("payment_intent.succeeded", payment_intent("pi_won", user, 5000))
     _event("charge.dispute.created", _dispute("dp_w", "pi_won", 2000))
     _event("charge.dispute.funds_withdrawn", _dispute("dp_w", "pi_won", 2000, "under_review"))
     assert _cell(owner, user) == {"available_cents": 3000, "reserved_cents": 0, "forfeited_cents": 0}
@@ -366,7 +357,7 @@ def test_dispute_after_the_stake_went_to_charity_is_answered_and_surfaced(
     providers: Providers, owner: Conn, webhook_secret: None
 ) -> None:
     user = f.user(owner)
-    _event("payment_intent.succeeded", _payment("pi_gone", user, 3000))
+    _event("payment_intent.succeeded", payment_intent("pi_gone", user, 3000))
     goal = f.goal(owner, user, stake="30.00", checkpoints=0, fund=False)
     overdue_goal(owner, goal)
     deadlines.run()
@@ -380,6 +371,22 @@ def test_dispute_after_the_stake_went_to_charity_is_answered_and_surfaced(
 def test_dispute_before_its_payment_is_parked(providers: Providers, owner: Conn, webhook_secret: None) -> None:
     user = f.user(owner)
     assert _event("charge.dispute.created", _dispute("dp_early", "pi_slow", 1000)).json["applied"] == "parked"
-    _event("payment_intent.succeeded", _payment("pi_slow", user, 3000))
+    _event("payment_intent.succeeded", payment_intent("pi_slow", user, 3000))
     assert _cell(owner, user) == {"available_cents": 2000, "reserved_cents": 0, "forfeited_cents": 0}
     assert _disputed(owner, user) == 1000
+
+
+def test_a_parked_event_the_ledger_refuses_never_refuses_its_payment(
+    providers: Providers, owner: Conn, webhook_secret: None
+) -> None:
+    """Found by the ledger state machine: a parked refund larger than its payment made the payment's
+    own event fail, so Stripe's retries could never credit the deposit."""
+    user = f.user(owner)
+    assert _event("refund.created", _outside_refund("re_big", "pi_small", 200)).json["applied"] == "parked"
+    paid = _event("payment_intent.succeeded", payment_intent("pi_small", user, 100))
+    assert paid.status_code == 200 and paid.json["applied"] == "deposit_credited"
+    assert _cell(owner, user) == {"available_cents": 100, "reserved_cents": 0, "forfeited_cents": 0}
+    audit = owner.execute("select details from public.audit_log where entity = 'stripe_event'").fetchone()
+    assert audit is not None and audit["details"]["payment_intent"] == "pi_small"
+    still = owner.execute("select parked_on from public.stripe_events where type = 'refund.created'").fetchone()
+    assert still == {"parked_on": "pi_small"}  # kept for the operators, not lost

@@ -501,5 +501,5 @@ def test_address_the_sdk_cannot_parse_fails_that_row_alone(sendgrid: FakeSendGri
         "select user_id, status::text, last_error from public.notifications order by created_at"
     ).fetchall()
     assert [r["status"] for r in rows] == ["failed", "sent"]
-    assert rows[0]["last_error"].startswith("the message could not be built")
+    assert rows[0]["last_error"] == "a recipient address is not a valid email address"
     assert len(sendgrid.mails) == 1

@@ -52,6 +52,7 @@ def world(owner: Conn) -> World:
     owner.execute("select app.record_stripe_event('evt_1', 'payment_intent.succeeded', 'pi_1')")
     owner.execute("insert into public.notifications (type, user_id, dedupe_key) values ('spared', %s, 'k1')", [alice])
     owner.execute("insert into public.dev_outbox (channel, summary) values ('email', 'hello')")
+    owner.execute("insert into public.contact_suppressions (user_id, mailbox) values (%s, 'gone@example.com')", [alice])
     owner.execute(
         "insert into public.roulette_rolls (checkpoint_id, goal_id, user_id, draw, odds_numerator,"
         " odds_denominator, outcome) values (%s, %s, %s, 7, 1, 3, 'hit')",
@@ -248,6 +249,13 @@ TABLES: dict[str, dict[str, str]] = {
         " values (%(submission)s, %(contact)s, now() + interval '1 year')",
         "snapshot": "select * from public.witness_requests order by id",
     },
+    "contact_suppressions": {
+        "select": "select mailbox from public.contact_suppressions where user_id = %(alice)s",
+        "update": "update public.contact_suppressions set mailbox = 'x@example.com' where user_id = %(alice)s",
+        "delete": "delete from public.contact_suppressions where user_id = %(alice)s",
+        "insert": "insert into public.contact_suppressions (user_id, mailbox) values (%(alice)s, 'y@example.com')",
+        "snapshot": "select * from public.contact_suppressions order by user_id, mailbox",
+    },
     "audit_log": {
         "select": "select id from public.audit_log where user_id = %(alice)s",
         "update": "update public.audit_log set action = 'pwned' where user_id = %(alice)s",
@@ -335,6 +343,8 @@ OWNER_EXPECTED = {
     "roulette_rolls": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
     "consequence_deliveries": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "witness_requests": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    # A declined mailbox stays declined: the owner can neither read nor lift the suppression.
+    "contact_suppressions": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
 }
 
 

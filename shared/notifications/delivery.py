@@ -103,10 +103,8 @@ LEASE = timedelta(minutes=2)
 def _claim(notification_id: UUID) -> dict[str, Any] | None:
     with db.as_service() as conn:
         row: dict[str, Any] | None = conn.execute(
-            "update public.notifications set status = 'sending', attempts = attempts + 1,"
-            " lease_expires_at = now() + %s where id = %s and ((status = 'queued' and next_attempt_at <= now())"
-            " or (status = 'sending' and lease_expires_at < now())) returning *",
-            [LEASE, notification_id],
+            "select * from app.claim_notification(%s, %s, %s)",
+            [notification_id, LEASE, get_settings().contact_invites_per_day],
         ).fetchone()
     return row
 

@@ -138,11 +138,25 @@ def _record_dry(email: Email) -> Sent:
     return Sent(message_id=f"dry-{outbox_id}", dry=True)
 
 
+def _check_recipients(addresses: list[str]) -> None:
+    """Every address must be one a mail server would take (email-validator's syntax rules, no DNS)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    if not addresses:
+        raise EmailRejected("the message has no recipient")
+    for address in addresses:
+        try:
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError:
+            raise EmailRejected("a recipient address is not a valid email address") from None
+
+
 def send(email: Email) -> Sent:
     """Send one message; raises EmailRetryable or EmailRejected."""
     from python_http_client.exceptions import HTTPError
     from sendgrid import SendGridAPIClient
 
+    _check_recipients(email.to)
     settings = get_settings()
     if settings.sendgrid_api_key is None:
         if settings.providers_dry():

@@ -81,19 +81,6 @@ begin
 end
 $$;
 
--- An address reduced to the mailbox it reaches: case, +tags and (at Gmail) dots
--- do not make a different person.
-create or replace function private.mailbox(p_email text) returns text
-language sql immutable
-set search_path = ''
-as $$
-  select case
-    when split_part(lower(p_email), '@', 2) in ('gmail.com', 'googlemail.com')
-      then replace(split_part(split_part(lower(p_email), '@', 1), '+', 1), '.', '') || '@gmail.com'
-    else split_part(split_part(lower(p_email), '@', 1), '+', 1) || '@' || split_part(lower(p_email), '@', 2)
-  end
-$$;
-
 -- Another registered user vouches for an AI fail, turning it into a pass:
 -- before the deadline, once, never the owner or an alias of the owner.
 create or replace function app.record_vouch(p_submission_id uuid, p_voucher uuid) returns public.submissions
@@ -145,9 +132,7 @@ create or replace trigger submissions_guard_vouches before insert or update on p
   for each row execute function app.guard_vouches();
 
 revoke all on function app.begin_grading(uuid, boolean, interval), app.abort_grading(uuid),
-  app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid),
-  private.mailbox(text) from public;
+  app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid) from public;
 
 grant execute on function app.begin_grading(uuid, boolean, interval), app.abort_grading(uuid),
-  app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid),
-  private.mailbox(text) to service_role;
+  app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid) to service_role;

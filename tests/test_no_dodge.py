@@ -1,0 +1,175 @@
+"""No dodge: a user who wants out cannot stall, fake or escape a consequence (issue 13).
+
+Each test plays the user's move through the real database (as the user, under RLS, where the
+frontend writes) or through HTTP, with the providers' stand-ins counting what they received."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from pytest_httpserver import HTTPServer
+
+from shared import db, notifications
+from shared.providers import email as email_provider
+from tests import factories as f
+from tests.fakes import FakeSendGrid
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+@pytest.fixture
+def sendgrid(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, database: str) -> Iterator[FakeSendGrid]:
+    monkeypatch.setenv("SENDGRID_API_HOST", httpserver.url_for("/").rstrip("/"))
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.test-key-value")
+    monkeypatch.setenv("NOTIFICATION_RETRY_BUDGET_SECONDS", "0")
+    yield FakeSendGrid(server=httpserver).install()
+
+
+def _email_of(owner: Conn, user: UUID) -> str:
+    row = owner.execute("select email from public.users where id = %s", [user]).fetchone()
+    assert row is not None
+    return str(row["email"])
+
+
+def _add_contact(user: UUID, address: str, role: str = "witness") -> UUID:
+    """As the user's own frontend does: an insert through RLS."""
+    with db.as_user(user) as conn:
+        row = conn.execute(
+            "insert into public.contacts (user_id, name, email, role) values (%s, 'Someone', %s, %s) returning id",
+            [user, address, [role]],
+        ).fetchone()
+    assert row is not None
+    return UUID(str(row["id"]))
+
+
+def _refused(user: UUID, address: str) -> psycopg.Error:
+    with pytest.raises(psycopg.Error) as caught:
+        _add_contact(user, address)
+    return caught.value
+
+
+def _verifications(sendgrid: FakeSendGrid, address: str) -> int:
+    return sum(
+        1
+        for mail in sendgrid.mails
+        if mail.json["custom_args"]["type"] == "contact_verification"
+        and any(to["email"] == address for p in mail.json["personalizations"] for to in p["to"])
+    )
+
+
+# -----------------------------------------------------------------------------
+# 1. An address the provider cannot take never stalls anyone else
+# -----------------------------------------------------------------------------
+@pytest.mark.parametrize("address", ["a,b@example.com", "(@b.c", "a@b", "a b@example.com", "x@-bad-.com"])
+def test_contact_addresses_are_checked_strictly_where_the_frontend_writes(owner: Conn, address: str) -> None:
+    alice = f.user(owner)
+    error = _refused(alice, address)
+    assert error.sqlstate == "23514"
+    assert owner.execute("select count(*) as n from public.contacts").fetchone() == {"n": 0}
+
+
+def test_the_sender_refuses_an_address_the_provider_could_not_take(sendgrid: FakeSendGrid) -> None:
+    for address in ("(@b.c", "a,b@example.com", "no-at-sign"):
+        with pytest.raises(email_provider.EmailRejected, match="not a valid email address"):
+            email_provider.send(email_provider.Email(to=[address], subject="s", text="t", html="<p>t</p>"))
+    assert sendgrid.mails == []
+
+
+# -----------------------------------------------------------------------------
+# 2. Referees are other people
+# -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "spelling", ["{local}@{domain}", "{LOCAL}@{DOMAIN}", "{local}+ref@{domain}", " {local}@{domain}"]
+)
+def test_the_owner_cannot_be_their_own_witness_or_target(owner: Conn, spelling: str) -> None:
+    alice = f.user(owner)
+    local, domain = _email_of(owner, alice).split("@")
+    address = spelling.format(local=local, domain=domain, LOCAL=local.upper(), DOMAIN=domain.upper()).strip()
+    error = _refused(alice, address)
+    assert error.sqlstate == "42501" and "your own mailbox" in str(error)
+    # Nor by changing a stranger's address to the owner's afterwards.
+    contact = _add_contact(alice, "stranger@example.org")
+    with pytest.raises(psycopg.Error, match="your own mailbox"), db.as_user(alice) as conn:
+        conn.execute("update public.contacts set email = %s where id = %s", [address, contact])
+
+
+def test_gmail_dots_do_not_make_another_person(owner: Conn) -> None:
+    alice = f.user(owner)
+    owner.execute("update auth.users set email = 'alice.smith@gmail.com' where id = %s", [alice])
+    for address in ("alicesmith@gmail.com", "a.l.i.c.e.s.m.i.t.h+w@googlemail.com", "AliceSmith@GMail.com"):
+        assert "your own mailbox" in str(_refused(alice, address))
+    _add_contact(alice, "alice.smith@example.com")  # another domain is another mailbox
+
+
+# -----------------------------------------------------------------------------
+# 6. Declined means never again
+# -----------------------------------------------------------------------------
+def test_a_declined_contact_is_never_mailed_again(owner: Conn, sendgrid: FakeSendGrid) -> None:
+    alice = f.user(owner)
+    contact = _add_contact(alice, "bob@example.org")
+    assert notifications.send_due() == {"sent": 1}
+    owner.execute(
+        "update public.contacts set verification_token_hash = encode(sha256(convert_to(%s, 'UTF8')), 'hex'),"
+        " verification_expires_at = now() + interval '1 day' where id = %s",
+        ["a-token-long-enough-0001", contact],
+    )
+    with db.as_user(alice) as conn:  # the contact declines through their link
+        conn.execute("select public.decline_contact(%s)", ["a-token-long-enough-0001"])
+    # The owner moves the address away and back, re-adds it in capitals, with a +tag.
+    with db.as_user(alice) as conn:
+        conn.execute("update public.contacts set email = 'other@example.org' where id = %s", [contact])
+        conn.execute("update public.contacts set email = 'bob@example.org' where id = %s", [contact])
+    again = _add_contact(alice, "BOB@Example.org")
+    tagged = _add_contact(alice, "bob+again@example.org")
+    notifications.send_due()
+    assert _verifications(sendgrid, "bob@example.org") == 1
+    assert _verifications(sendgrid, "BOB@Example.org") == _verifications(sendgrid, "bob+again@example.org") == 0
+    assert len(sendgrid.mails) == 1  # the notice queued for the moment it read 'other' is not sent to bob
+    rows = owner.execute(
+        "select id, declined_at is not null as declined, verified from public.contacts where id = any(%s)",
+        [[contact, again, tagged]],
+    ).fetchall()
+    assert all(r["declined"] and not r["verified"] for r in rows), rows
+    # Another user may still ask the same person: the suppression is per user.
+    carol = f.user(owner, "carol")
+    _add_contact(carol, "bob@example.org")
+    notifications.send_due()
+    assert _verifications(sendgrid, "bob@example.org") == 2
+
+
+# -----------------------------------------------------------------------------
+# 8. Contact spam: verification emails are rate limited per user per day
+# -----------------------------------------------------------------------------
+def test_twenty_five_contacts_send_ten_verifications_and_the_rest_wait(
+    owner: Conn, sendgrid: FakeSendGrid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = f.user(owner)
+    with db.as_user(alice) as conn:
+        for n in range(25):
+            conn.execute(
+                "insert into public.contacts (user_id, name, email, role) values (%s, 'x', %s, '{witness}')",
+                [alice, f"person{n}@example.org"],
+            )
+    bob = f.user(owner, "bob")
+    _add_contact(bob, "friend@example.org")
+    for _ in range(3):
+        notifications.send_due()
+    assert len(sendgrid.mails) == 11  # Alice's ten, and Bob's one is not held up by hers
+    waiting = owner.execute(
+        "select count(*) as n, min(next_attempt_at) > now() + interval '23 hours' as tomorrow"
+        " from public.notifications where status = 'queued' and user_id = %s",
+        [alice],
+    ).fetchone()
+    assert waiting == {"n": 15, "tomorrow": True}
+    # A day later the next ten go.
+    owner.execute(
+        "update public.notifications set sent_at = sent_at - interval '25 hours',"
+        " next_attempt_at = now() - interval '1 second' where user_id = %s",
+        [alice],
+    )
+    notifications.send_due()
+    assert len(sendgrid.mails) == 21

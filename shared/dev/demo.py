@@ -47,7 +47,7 @@ def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, 
 
     say.title("A user signs up and gets ready to be held to account")
     user_id = uuid.uuid4()
-    email = f"demo-{user_id.hex[:8]}@threativator.local"
+    email = f"demo-{user_id.hex[:8]}@example.com"
     with db.transaction() as conn:
         conn.execute("insert into auth.users (id, email, email_confirmed_at) values (%s, %s, now())", [user_id, email])
         conn.execute("update public.users set display_name = 'Dana Demo' where id = %s", [user_id])

@@ -9,7 +9,7 @@ from uuid import UUID
 from shared.db import Connection, transaction
 
 DEMO_USER_ID = UUID("a11ce000-0000-4000-8000-000000000001")
-DEMO_EMAIL = "demo@threativator.local"
+DEMO_EMAIL = "demo@example.com"
 
 
 def seed_demo(conn: Connection | None = None) -> dict[str, Any]:

@@ -180,7 +180,17 @@ def access_token(user_id: UUID) -> str | None:
 
 
 def disconnect(user_id: UUID) -> ConnectionResponse:
+    """Forget the user's X tokens, unless a goal or an unfinished consequence would post with them."""
     with db.as_service() as conn:
+        # The connection's row lock first: detection reads it while it decides on X consequences.
+        conn.execute("select 1 from public.x_connections where user_id = %s for update", [user_id])
+        in_use = conn.execute("select app.x_connection_in_use(%s) as used", [user_id]).fetchone()
+        if in_use and in_use["used"]:
+            raise ApiError(
+                409,
+                "x_connection_in_use",
+                "X cannot be disconnected while an active goal or an unfinished consequence depends on it",
+            )
         row = conn.execute("delete from public.x_connections where user_id = %s returning *", [user_id]).fetchone()
         if row is not None:
             conn.execute("select app.audit('x_connection', null, 'disconnected', %s)", [user_id])

@@ -458,8 +458,34 @@ def test_revoked_x_token_is_a_permanent_failure(providers: Providers, owner: Con
     providers.x.token_status = 400
     overdue_goal(owner, goal)
     check()
-    [row] = consequences(owner)
-    assert row["execution_status"] == "failed" and "x:" in row["last_error"]
+    rows = consequences(owner)
+    x = next(r for r in rows if r["consequence_type"] == "humiliation_x")
+    assert x["execution_status"] == "failed" and x["last_error"].startswith("x_revoked:")
+    assert providers.x.tweets == []
+    # The fallback to email was created too; with no verified target it has no one to reach.
+    assert {r["consequence_type"] for r in rows} == {"humiliation_x", "humiliation_email"}
+    check()
+    told = [m for m in providers.sendgrid.mails if "by email instead" in providers.sendgrid.text(m)]
+    assert len(told) == 1
+
+
+def test_x_revoked_by_x_falls_back_to_the_email_targets_once(providers: Providers, owner: Conn) -> None:
+    user = f.user(owner)
+    target = f.contact(owner, user, roles=("consequence_target",), email="target@example.org")
+    goal = f.goal(owner, user, stake="0.00", major=with_kompromat(owner, user, "major"))
+    connect_x(owner, user)
+    owner.execute("update public.x_connections set expires_at = now() - interval '1 hour'")
+    providers.x.token_status = 400
+    overdue_goal(owner, goal)
+    for _ in range(3):
+        check()
+    rows = {r["consequence_type"]: r for r in consequences(owner)}
+    assert rows["humiliation_x"]["last_error"].startswith("x_revoked:")
+    assert rows["humiliation_email"]["execution_status"] == "completed"
+    to_target = [
+        m for m in providers.sendgrid.mails if m.json["personalizations"][0]["to"][0]["email"] == "target@example.org"
+    ]
+    assert len(to_target) == 1 and target  # the kompromat reached the target exactly once
     assert providers.x.tweets == []
 
 

@@ -198,6 +198,12 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.claim_notification",
         "public.contacts contacts_guard_address",
         "public.contacts contacts_suppress_declined",
+        # What a consequence needs is fixed when it is created (issue 13).
+        "app.fix_consequence_recipients",
+        "app.x_connection_in_use",
+        "app.guard_contacts",
+        "private.contact_awaits_consequence",
+        "public.consequences consequences_fix_recipients",
     }
 )
 

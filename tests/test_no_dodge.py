@@ -14,9 +14,13 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from shared import db, notifications
+from shared.auth import mint_token
 from shared.providers import email as email_provider
 from tests import factories as f
+from tests.conftest import Providers
 from tests.fakes import FakeSendGrid
+from tests.http_helpers import bearer, client
+from tests.test_engine import check, connect_x, overdue_goal, with_kompromat
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -173,3 +177,75 @@ def test_twenty_five_contacts_send_ten_verifications_and_the_rest_wait(
     )
     notifications.send_due()
     assert len(sendgrid.mails) == 21
+
+
+# -----------------------------------------------------------------------------
+# 4. X cannot be disconnected the day before the deadline
+# -----------------------------------------------------------------------------
+def _disconnect(user: UUID) -> Any:
+    return client("connect_x").post("/", json={"action": "disconnect"}, headers=bearer(mint_token(str(user))))
+
+
+def test_x_cannot_be_disconnected_while_a_goal_would_post_with_it(providers: Providers, owner: Conn) -> None:
+    user = f.user(owner)
+    goal = f.goal(owner, user, stake="0.00", major=with_kompromat(owner, user, "major"))
+    connect_x(owner, user)
+    refused = _disconnect(user)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "x_connection_in_use"
+    assert owner.execute("select count(*) as n from public.x_connections").fetchone() == {"n": 1}
+    assert providers.x.revoked == []
+    # The deadline passes: the post goes out on the account the goal was made with.
+    overdue_goal(owner, goal)
+    check()
+    assert len(providers.x.tweets) == 1
+    # With no active goal and nothing unfinished, the user may leave X.
+    assert _disconnect(user).status_code == 200
+    assert owner.execute("select count(*) as n from public.x_connections").fetchone() == {"n": 0}
+
+
+def test_x_can_be_disconnected_when_nothing_depends_on_it(providers: Providers, owner: Conn) -> None:
+    user = f.user(owner)
+    f.goal(owner, user, stake="5.00")  # an active goal without major kompromat never posts to X
+    connect_x(owner, user)
+    assert _disconnect(user).status_code == 200
+
+
+# -----------------------------------------------------------------------------
+# 5. The recipients are fixed when the goal fails
+# -----------------------------------------------------------------------------
+def test_targets_are_fixed_when_the_consequence_is_created(providers: Providers, owner: Conn) -> None:
+    user = f.user(owner)
+    target = f.contact(owner, user, roles=("consequence_target",), email="boss@example.org")
+    goal = f.goal(owner, user, stake="0.00", major=with_kompromat(owner, user, "major"))
+    overdue_goal(owner, goal)
+    owner.execute("select app.detect_missed_deadlines(10, 1, 1)")  # failed; not yet executed
+    # The owner, now that the goal failed, tries to take the target away or redirect it.
+    for sql in (
+        "delete from public.contacts where id = %s",
+        "update public.contacts set email = 'me-again@example.org' where id = %s",
+        "update public.contacts set name = '<b>x</b>' where id = %s",
+    ):
+        with pytest.raises(psycopg.Error) as caught, db.as_user(user) as conn:
+            conn.execute(sql, [target])
+        assert "has not been carried out yet" in str(caught.value)
+    check()
+    to_boss = [
+        m for m in providers.sendgrid.mails if m.json["personalizations"][0]["to"][0]["email"] == "boss@example.org"
+    ]
+    assert len(to_boss) == 1
+    # Once it is carried out, the contact is the owner's to remove again (no active goal).
+    with db.as_user(user) as conn:
+        conn.execute("delete from public.contacts where id = %s", [target])
+
+
+def test_a_target_who_declines_after_the_failure_is_not_mailed(providers: Providers, owner: Conn) -> None:
+    user = f.user(owner)
+    target = f.contact(owner, user, roles=("consequence_target",), email="ex@example.org")
+    keeper = f.contact(owner, user, roles=("consequence_target",), email="keeper@example.org")
+    goal = f.goal(owner, user, stake="0.00", major=with_kompromat(owner, user, "major"))
+    overdue_goal(owner, goal)
+    owner.execute("select app.detect_missed_deadlines(10, 1, 1)")
+    owner.execute("update public.contacts set verified = false, declined_at = now() where id = %s", [target])
+    check()
+    recipients = [m.json["personalizations"][0]["to"][0]["email"] for m in providers.sendgrid.mails]
+    assert "ex@example.org" not in recipients and "keeper@example.org" in recipients and keeper

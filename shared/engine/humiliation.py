@@ -75,20 +75,20 @@ def _mark(delivery_id: UUID, status: str, reference: str | None = None, error: s
         )
 
 
-def _targets(row: Consequence) -> list[tuple[UUID | None, str]]:
+def _skip_declined(row: Consequence, deliveries: list[dict[str, Any]]) -> None:
+    """A target who declined since the consequence was created is never mailed: declined is for good."""
     with db.as_service() as conn:
-        if row.target_contact_id is not None:
-            found = conn.execute(
-                "select id, email from public.contacts where id = %s and verified and declined_at is null",
-                [row.target_contact_id],
-            ).fetchall()
-        else:
-            found = conn.execute(
-                "select id, email from public.contacts where user_id = %s and verified"
-                " and declined_at is null and 'consequence_target' = any (role) order by created_at",
-                [row.user_id],
-            ).fetchall()
-    return [(r["id"], r["email"]) for r in found]
+        declined = conn.execute(
+            "update public.consequence_deliveries d set status = 'failed', last_error = 'the recipient declined'"
+            " where d.consequence_id = %s and d.status = 'queued' and exists (select 1 from"
+            " public.contact_suppressions s where s.user_id = %s and s.mailbox = private.mailbox(d.recipient))"
+            " returning d.id",
+            [row.id, row.user_id],
+        ).fetchall()
+    gone = {r["id"] for r in declined}
+    for delivery in deliveries:
+        if delivery["id"] in gone:
+            delivery["status"] = "failed"
 
 
 def by_email(row: Consequence) -> str:
@@ -96,9 +96,11 @@ def by_email(row: Consequence) -> str:
     from shared import kompromat
     from shared.providers import email as email_provider
 
-    deliveries = _deliveries(row, "email", _targets(row))
+    # The recipients were fixed when the consequence was created; edits since change nothing.
+    deliveries = _deliveries(row, "email", [])
     if not deliveries:
         raise Permanent("no verified consequence target to receive it")
+    _skip_declined(row, deliveries)
     pending = [d for d in deliveries if d["status"] == "queued"]
     retry = False
     if pending:
@@ -159,14 +161,16 @@ def on_x(row: Consequence) -> str:
         return f"x:{delivery['provider_reference'] or 'uncertain'}"
     if delivery["status"] == "failed":
         raise Permanent(delivery["last_error"] or "the post failed")
+    # X taking our access away fails this post with 'x_revoked': app.finish_consequence then
+    # sends the kompromat to the email targets instead, and tells the user.
     try:
         token = x_oauth.access_token(row.user_id)
     except ProviderRefused as revoked:
-        raise Permanent(f"x: {revoked}") from None
+        raise Permanent(f"x_revoked: {revoked}") from None
     except ProviderUnavailable as unavailable:
         raise Retryable(f"x: {unavailable}") from None
     if token is None:
-        raise Permanent("x: the account is no longer connected")
+        raise Permanent("x_revoked: the account is no longer connected")
     item = kompromat.reveal(_kompromat_of(row), reason="humiliation_x", consequence_id=row.id)
     story = _story(row)
     text = f"I missed my deadline for “{story.goal_title}”. I agreed that this would happen if I did. #Threativator"

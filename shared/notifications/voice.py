@@ -153,6 +153,15 @@ def _contact_verification(data: ContactVerificationData, reader: Reader) -> Rend
 
 def _consequence_notification(data: ConsequenceNotificationData, reader: Reader) -> Rendered:
     goal = _goal(data)
+    if data.outcome == "moved_to_email":
+        return (
+            "X refused the post; your targets were emailed instead",
+            "stern",
+            [
+                f"You missed a deadline on “{goal}”. X no longer lets us post on your account, so the "
+                "consequence went to your consequence targets by email instead, as your goal's terms say.",
+            ],
+        )
     if data.kind != "monetary":
         return (
             "A consequence was carried out",

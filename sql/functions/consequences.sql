@@ -297,6 +297,13 @@ begin
      and exists (select 1 from public.goals g where g.id = v_c.goal_id and g.status = 'completed') then
     perform app.release_stake(v_c.goal_id);
   end if;
+  -- X took our access away on its own: the post falls back to the email targets.
+  if p_outcome = 'failed' and v_c.consequence_type = 'humiliation_x' and p_error like 'x_revoked%' then
+    insert into public.consequences (checkpoint_id, goal_id, user_id, consequence_type, kompromat_id,
+                                     social_platform)
+    values (v_c.checkpoint_id, v_c.goal_id, v_c.user_id, 'humiliation_email', v_c.kompromat_id, 'email')
+    on conflict (checkpoint_id, consequence_type) do nothing;
+  end if;
   perform app.audit('consequence', p_consequence_id, 'execution_' || p_outcome, v_c.user_id,
     jsonb_build_object('attempts', v_c.attempts, 'type', v_c.consequence_type));
   -- The user's notice is born with the outcome it reports; a sender delivers it later.
@@ -305,15 +312,56 @@ begin
       jsonb_build_object('consequence_id', v_c.id,
         'outcome', case when p_outcome = 'completed' then 'executed'
                         when p_error like 'insufficient_funds%' then 'insufficient_funds'
+                        when p_error like 'x_revoked%' then 'moved_to_email'
                         else 'failed' end));
   end if;
   return v_c;
 end
 $$;
 
-revoke all on function private.random_u32() from public;
+-- The recipients of a humiliation are fixed when it is created: one delivery row
+-- per verified, undeclined target (the one drawn for a checkpoint, every target
+-- for a goal's failure). Deleting or editing a target afterwards changes nothing.
+create or replace function app.fix_consequence_recipients() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if new.consequence_type = 'humiliation_email' then
+    insert into public.consequence_deliveries (consequence_id, channel, contact_id, recipient)
+    select new.id, 'email', t.id, t.email
+    from public.contacts t
+    where t.user_id = new.user_id and t.verified and t.declined_at is null
+      and (t.id = new.target_contact_id or (new.target_contact_id is null and 'consequence_target' = any (t.role)))
+    on conflict do nothing;
+  elsif new.consequence_type = 'humiliation_x' then
+    insert into public.consequence_deliveries (consequence_id, channel, recipient)
+    values (new.id, 'x', 'x') on conflict do nothing;
+  end if;
+  return new;
+end
+$$;
 
-grant execute on function private.random_u32() to service_role;
+create or replace trigger consequences_fix_recipients after insert on public.consequences
+  for each row execute function app.fix_consequence_recipients();
+
+-- The X account a goal's failure would post to: in use while an active goal
+-- carries major kompromat or an X consequence is unfinished.
+create or replace function app.x_connection_in_use(p_user_id uuid) returns boolean
+language sql stable security definer
+set search_path = ''
+as $$
+  select exists (select 1 from public.goals g
+                 where g.user_id = p_user_id and g.status = 'active' and g.major_kompromat_id is not null)
+      or exists (select 1 from public.consequences c
+                 where c.user_id = p_user_id and c.consequence_type = 'humiliation_x'
+                   and c.execution_status in ('pending', 'executing'))
+$$;
+
+revoke all on function private.random_u32(), app.fix_consequence_recipients(),
+  app.x_connection_in_use(uuid) from public;
+
+grant execute on function private.random_u32(), app.x_connection_in_use(uuid) to service_role;
 
 revoke all on function private.has_protecting_submission(uuid, timestamptz, interval) from public;
 

@@ -348,6 +348,16 @@ $$;
 -- -----------------------------------------------------------------------------
 -- contacts
 -- -----------------------------------------------------------------------------
+-- True while a consequence not yet carried out is to be delivered to this contact.
+create or replace function private.contact_awaits_consequence(p_contact_id uuid) returns boolean
+language sql stable security definer
+set search_path = ''
+as $$
+  select exists (select 1 from public.consequence_deliveries d
+                 join public.consequences c on c.id = d.consequence_id
+                 where d.contact_id = p_contact_id and c.execution_status in ('pending', 'executing'))
+$$;
+
 -- Verification is the contact's own act. While a user has an active goal, the
 -- people who would receive its consequences cannot be quietly removed.
 create or replace function app.guard_contacts() returns trigger
@@ -369,6 +379,10 @@ begin
   select exists (select 1 from public.goals g
                  where g.user_id = old.user_id and g.status = 'active')
     into v_has_active_goal;
+  if (tg_op = 'DELETE' or new.email is distinct from old.email or new.name is distinct from old.name)
+     and private.contact_awaits_consequence(old.id) then
+    perform private.refuse('this contact is to receive a consequence that has not been carried out yet');
+  end if;
   if tg_op = 'DELETE' then
     if v_has_active_goal then
       perform private.refuse('contacts cannot be removed while you have an active goal');
@@ -475,7 +489,7 @@ create or replace trigger consequence_deliveries_touch before update on public.c
   for each row execute function app.touch_updated_at();
 
 -- Guard triggers run as the caller, so the caller must be able to name these.
-revoke all on function private.is_privileged(), private.refuse(text) from public;
+revoke all on function private.is_privileged(), private.refuse(text), private.contact_awaits_consequence(uuid) from public;
 
-grant execute on function private.is_privileged(), private.refuse(text)
+grant execute on function private.is_privileged(), private.refuse(text), private.contact_awaits_consequence(uuid)
   to anon, authenticated, service_role;

@@ -50,3 +50,39 @@ def conflict(message: str, details: Any = None) -> ApiError:
 
 def unavailable(message: str, retry_after_seconds: int = 5) -> ApiError:
     return ApiError(503, "unavailable", message, headers={"Retry-After": str(retry_after_seconds)})
+
+
+# Control characters other than tab, line feed and carriage return: NUL cannot be stored in a
+# PostgreSQL text column at all, and the others have no place in a name, comment or description.
+_CONTROL = frozenset(chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F))
+
+
+def control_character_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (key or value) holding a control character, or None."""
+    if isinstance(value, str):
+        return (path or "body") if not _CONTROL.isdisjoint(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if not _CONTROL.isdisjoint(str(key)):
+                return path or "body"
+            found = control_character_path(item, child)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = control_character_path(item, f"{path}.{index}" if path else str(index))
+            if found:
+                return found
+    return None
+
+
+def refuse_control_characters(value: Any, field: str = "") -> None:
+    """400 `invalid_characters`, naming the field, when text holds NUL or another control character."""
+    found = control_character_path(value, field)
+    if found is not None:
+        raise bad_request(
+            f"{found} contains a control character",
+            [{"field": found, "message": "control characters are not allowed", "type": "invalid_characters"}],
+            code="invalid_characters",
+        )

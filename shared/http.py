@@ -26,7 +26,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from shared import db, log
 from shared.auth import Caller, authenticate, authenticate_service
 from shared.config import ConfigError, Settings, get_settings
-from shared.errors import ApiError, bad_request, forbidden, unauthorized, unavailable
+from shared.errors import ApiError, bad_request, forbidden, refuse_control_characters, unauthorized, unavailable
 
 B = TypeVar("B")
 _logger = logging.getLogger("threativator.http")
@@ -117,7 +117,16 @@ def trace_id_of(request: flask.Request) -> str | None:
 def _json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> flask.Response:
     if isinstance(body, BaseModel):
         body = body.model_dump(mode="json")
-    response = flask.Response(json.dumps(body, default=str), status=status, mimetype="application/json")
+    text = json.dumps(body, default=str)
+    if status == 413:
+        # The rest of an oversized body is never read: functions-framework drains the request after
+        # every non-streamed response, which would read (or, past the limit, fail on) all of it.
+        # A streamed answer is left alone, and the connection is closed instead.
+        response = flask.Response(iter([text]), status=status, mimetype="application/json")
+        response.headers["Connection"] = "close"
+        response.headers["Content-Length"] = str(len(text.encode()))
+        return response
+    response = flask.Response(text, status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -163,13 +172,16 @@ def parse_body(adapter: TypeAdapter[Any], raw: bytes) -> Any:
     if not raw.strip():
         raise bad_request("the request body must be a JSON object", code="invalid_body")
     try:
-        return adapter.validate_json(raw)
+        parsed = adapter.validate_json(raw)
     except ValidationError as error:
         details = _validation_details(error)
         if any(d["type"] == "json_invalid" for d in details):
             raise bad_request("the request body is not valid JSON", code="invalid_json") from None
         names = ", ".join(d["field"] for d in details)
         raise bad_request(f"invalid field(s): {names}", details, code="invalid_body") from None
+    if b"\\u00" in raw:  # only an escape can put a control character in JSON text
+        refuse_control_characters(json.loads(raw))
+    return parsed
 
 
 def _require_type(request: flask.Request, allowed: tuple[str, ...]) -> None:

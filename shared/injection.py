@@ -10,6 +10,7 @@ word alone.
 from __future__ import annotations
 
 import re
+import unicodedata
 import zlib
 
 from shared.proof import Proof
@@ -46,9 +47,26 @@ def _strings(data: bytes) -> str:
     return text + " " + " ".join(re.findall(r"\(([^()]*)\)", text))
 
 
+# Letters from other scripts that render like Latin ones (Unicode's confusables, the common part).
+_CONFUSABLES = str.maketrans(
+    "аАвВеЕёЁһНіІїЇјЈкКмМоОрРсСтТуУхХѕЅԁԛԝɡαΑβΒεΕηΗιΙκΚμΜνΝοΟρΡτΤυΥχΧζΖ",
+    "aAbBeEeEhHiIiIjJkKmMoOpPcCtTyYxXsSdqwgaABBeEnHiIkKuMvNoOpPtTuYxXzZ",
+)
+
+
+def normalise(text: str) -> str:
+    """What the text says to a reader: compatibility forms folded (fullwidth, ligatures), format
+    characters removed (zero-width, bidi controls, soft hyphens), accents stripped, look-alike
+    letters from other scripts mapped to Latin."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    return text.translate(_CONFUSABLES)
+
+
 def suspicious(proof: Proof) -> bool:
     """True when the proof's text or embedded strings speak to the grader."""
     corpus = proof.text or ""
     for data, _ in proof.blobs:
         corpus += "\n" + _strings(data)
-    return bool(_COMPILED.search(corpus))
+    return bool(_COMPILED.search(normalise(corpus)))

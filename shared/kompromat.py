@@ -21,31 +21,31 @@ from pydantic import BaseModel
 
 from shared import db, sealing
 from shared.config import Settings, get_settings
-from shared.errors import ApiError, bad_request
+from shared.errors import ApiError, bad_request, refuse_control_characters
 from shared.log import get_logger
 
 _logger = get_logger("threativator.kompromat")
 PURPOSE = "kompromat"
 
-# What the bytes must be: images, short video, PDF and text documents.
-ALLOWED_TYPES = frozenset(
-    {
-        "image/jpeg",
-        "image/png",
-        "image/gif",
-        "image/webp",
-        "image/heic",
-        "image/avif",
-        "video/mp4",
-        "video/quicktime",
-        "video/webm",
-        "video/x-m4v",
-        "application/pdf",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "text/plain",
-        "text/markdown",
-    }
-)
+# What the bytes must be (images, short video, PDF and text documents), and the extension
+# the stored name gets from them: never the one the user typed.
+EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/heic": "heic",
+    "image/avif": "avif",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "video/x-m4v": "m4v",
+    "application/pdf": "pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "text/plain": "txt",
+    "text/markdown": "md",
+}
+ALLOWED_TYPES = frozenset(EXTENSIONS)
 # Room for the multipart framing around the file itself.
 _MULTIPART_OVERHEAD = 64 * 1024
 
@@ -90,10 +90,14 @@ def _in_memory(
     return io.BytesIO()
 
 
-def _clean_filename(name: str | None) -> str:
+def _clean_filename(name: str | None, mime: str) -> str:
+    """A safe name for an attachment: letters, digits, spaces, '-' and '_' from the user's stem,
+    and the extension of what the bytes really are ('invoice.pdf.exe' holding a PNG is 'invoice pdf.png')."""
     base = os.path.basename((name or "").replace("\\", "/")).strip()
-    cleaned = "".join(ch for ch in base if ch.isprintable())[:255]
-    return cleaned or "upload"
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_" else " " for ch in stem)
+    stem = " ".join(cleaned.split())[:100] or "kompromat"
+    return f"{stem}.{EXTENSIONS[mime]}"
 
 
 def upload(user_id: UUID, request: flask.Request) -> KompromatView:
@@ -118,6 +122,8 @@ def upload(user_id: UUID, request: flask.Request) -> KompromatView:
             code="invalid_body",
         )
     description = form.get("description") or None
+    if description is not None:
+        refuse_control_characters(description, "description")
     if description is not None and len(description) > 500:
         raise bad_request(
             "description is longer than 500 characters",
@@ -136,10 +142,10 @@ def upload(user_id: UUID, request: flask.Request) -> KompromatView:
         raise ApiError(413, "payload_too_large", f"kompromat files are limited to {cap} bytes")
     if not data:
         raise bad_request("the file is empty", code="invalid_body")
-    filename = _clean_filename(upload_file.filename)
-    mime = sniff(data, filename)
+    mime = sniff(data, upload_file.filename or "")
     if mime is None:
         raise ApiError(415, "unsupported_media_type", "only images, short videos, PDFs and text documents are accepted")
+    filename = _clean_filename(upload_file.filename, mime)
 
     kompromat_id = uuid.uuid4()
     size = len(data)

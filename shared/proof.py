@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 from shared.config import get_settings
@@ -173,9 +174,12 @@ def fetch(url: str, *, resolver: Resolver | None = None, connector: Connector | 
     resolver = resolver or RESOLVER
     connector = connector or CONNECTOR
     settings = get_settings()
-    timeout = urllib3.Timeout(connect=5.0, read=settings.url_fetch_timeout_seconds)
+    # One deadline for the whole fetch, redirects and body included: a server trickling bytes
+    # cannot hold the grader longer than URL_FETCH_TIMEOUT_SECONDS.
+    deadline = time.monotonic() + settings.url_fetch_timeout_seconds
     current = url
     for _ in range(MAX_REDIRECTS + 1):
+        timeout = urllib3.Timeout(connect=min(5.0, _remaining(deadline)), read=_remaining(deadline))
         scheme, host, port, ip = _check_url(current, resolver)
         target_ip, target_port = connector(ip, port)
         parts = urlsplit(current)
@@ -206,6 +210,8 @@ def fetch(url: str, *, resolver: Resolver | None = None, connector: Connector | 
                 preload_content=False,
                 timeout=timeout,
             )
+        except urllib3.exceptions.TimeoutError:
+            raise ProofRefused("the proof URL took too long to answer") from None
         except urllib3.exceptions.HTTPError:
             raise ProofRefused("the proof URL could not be fetched") from None
         try:
@@ -220,7 +226,7 @@ def fetch(url: str, *, resolver: Resolver | None = None, connector: Connector | 
             mime = (response.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
             if mime not in URL_TEXT_TYPES and mime not in IMAGE_TYPES:
                 raise ProofRefused(f"the proof URL serves {mime or 'an unknown type'}, not text or an image")
-            body = _read_capped(response, settings.url_fetch_max_bytes)
+            body = _read_capped(response, settings.url_fetch_max_bytes, deadline)
         finally:
             response.release_conn()
             pool.close()
@@ -245,15 +251,37 @@ def _charset(content_type: str) -> str:
     return "utf-8"
 
 
-def _read_capped(response: object, cap: int) -> bytes:
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ProofRefused("the proof URL took too long to answer")
+    return left
+
+
+def _read_capped(response: Any, cap: int, deadline: float) -> bytes:
+    """The body, at most `cap` bytes, read before `deadline`: each read returns what one receive got
+    and waits at most the time left, so neither a huge page nor a trickle outlasts the deadline."""
+    import urllib3
+
     chunks: list[bytes] = []
     total = 0
-    for chunk in response.stream(64 * 1024):  # type: ignore[attr-defined]
+    while True:
+        sock = getattr(response.connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(_remaining(deadline))
+        try:
+            chunk = response.read1(64 * 1024)
+        except (urllib3.exceptions.TimeoutError, TimeoutError):
+            raise ProofRefused("the proof URL took too long to answer") from None
+        except urllib3.exceptions.HTTPError:
+            raise ProofRefused("the proof URL could not be read") from None
+        if not chunk:
+            return b"".join(chunks)
         total += len(chunk)
         if total > cap:
             raise ProofRefused("the proof page is larger than the grader accepts")
         chunks.append(chunk)
-    return b"".join(chunks)
+        _remaining(deadline)
 
 
 def main_text(html: str) -> str:

@@ -5,6 +5,8 @@ frontend writes) or through HTTP, with the providers' stand-ins counting what th
 
 from __future__ import annotations
 
+import io
+import time
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -12,8 +14,9 @@ from uuid import UUID
 import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
-from shared import db, notifications
+from shared import db, notifications, proof
 from shared.auth import mint_token
 from shared.providers import email as email_provider
 from tests import factories as f
@@ -21,6 +24,8 @@ from tests.conftest import Providers
 from tests.fakes import FakeSendGrid
 from tests.http_helpers import bearer, client
 from tests.test_engine import check, connect_x, overdue_goal, with_kompromat
+from tests.test_grading import PUBLIC_TEST_IP
+from tests.test_sealing import PNG
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -249,3 +254,115 @@ def test_a_target_who_declines_after_the_failure_is_not_mailed(providers: Provid
     check()
     recipients = [m.json["personalizations"][0]["to"][0]["email"] for m in providers.sendgrid.mails]
     assert "ex@example.org" not in recipients and "keeper@example.org" in recipients and keeper
+
+
+# -----------------------------------------------------------------------------
+# 11. Bad input is a clear 4xx, never a 500
+# -----------------------------------------------------------------------------
+def _multipart(fields: dict[str, str], file: tuple[str, str, bytes], boundary: str = "b0undary") -> bytes:
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    filename, content_type, content = file
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+    )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+def _upload(user: UUID, body: bytes, *, chunked: bool = False) -> Any:
+    headers = {**bearer(mint_token(str(user))), "Content-Type": "multipart/form-data; boundary=b0undary"}
+    if not chunked:
+        return client("upload_kompromat").post("/", data=body, headers=headers)
+    # As gunicorn hands a chunked request to the app: no Content-Length, the input ends where it ends.
+    return client("upload_kompromat").open(
+        "/",
+        method="POST",
+        input_stream=io.BytesIO(body),
+        headers={**headers, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_nul_byte_in_a_kompromat_description_is_a_400(owner: Conn) -> None:
+    alice = f.user(owner)
+    response = _upload(alice, _multipart({"severity": "major", "description": "ha\x00ha"}, ("a.png", "image/png", PNG)))
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_characters"
+    assert response.json["error"]["details"][0]["field"] == "description"
+    assert owner.execute("select count(*) as n from public.kompromat").fetchone() == {"n": 0}
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_oversized_upload_is_a_413_json_chunked_or_not(
+    owner: Conn, monkeypatch: pytest.MonkeyPatch, chunked: bool
+) -> None:
+    monkeypatch.setenv("KOMPROMAT_MAX_BYTES", "1000")
+    alice = f.user(owner)
+    body = _multipart({"severity": "major"}, ("a.png", "image/png", PNG + b"\x00" * 200_000))
+    response = _upload(alice, body, chunked=chunked)
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "payload_too_large"
+    assert owner.execute("select count(*) as n from public.kompromat").fetchone() == {"n": 0}
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [
+        ("photo.exe", "photo.png"),
+        ("invoice.pdf.exe", "invoice pdf.png"),
+        ("<img src=x>.png", "img src x.png"),
+        ("../../etc/passwd", "passwd.png"),
+        (".png", "kompromat.png"),
+    ],
+)
+def test_kompromat_is_named_by_its_content(owner: Conn, name: str, stored: str) -> None:
+    alice = f.user(owner)
+    response = _upload(alice, _multipart({"severity": "major"}, (name, "application/x-msdownload", PNG)))
+    assert response.status_code == 200, response.json
+    assert (response.json["file_type"], response.json["original_filename"]) == ("image/png", stored)
+
+
+def test_a_nul_byte_in_a_json_field_is_a_400_naming_it(owner: Conn) -> None:
+    alice = f.user(owner)
+    response = client("grade_submission").post(
+        "/",
+        json={"action": "witness_verdict", "token": "t" * 40, "verdict": "pass", "comment": "fine\x00"},
+    )
+    assert response.status_code == 400
+    assert response.json["error"] == {
+        "code": "invalid_characters",
+        "message": "comment contains a control character",
+        "details": [
+            {"field": "comment", "message": "control characters are not allowed", "type": "invalid_characters"}
+        ],
+    }
+    assert alice
+
+
+def test_a_url_that_trickles_bytes_is_cut_off_at_one_total_deadline(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page sending a byte every 0.2 s never trips a per-read timeout; the total deadline cuts it."""
+    sent: list[int] = []
+
+    def trickle(request: Request) -> Response:
+        def body() -> Iterator[bytes]:
+            for n in range(40):  # 8 s of trickle, against a 1 s deadline
+                sent.append(n)
+                yield b"x"
+                time.sleep(0.2)
+
+        return Response(body(), content_type="text/plain")
+
+    httpserver.expect_request("/slow").respond_with_handler(trickle)
+    monkeypatch.setenv("URL_FETCH_TIMEOUT_SECONDS", "1")
+    monkeypatch.setattr(proof, "RESOLVER", lambda host, port: [PUBLIC_TEST_IP])
+    monkeypatch.setattr(proof, "CONNECTOR", lambda ip, port: (httpserver.host, httpserver.port))
+    with pytest.raises(proof.ProofRefused, match="took too long"):
+        proof.fetch("http://proof.example.com/slow")
+    assert len(sent) < 40  # the grader walked away long before the page ended

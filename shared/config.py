@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     notification_max_attempts: int = Field(default=8, gt=0)
     notification_retry_budget_seconds: float = Field(default=8.0, ge=0)
 
+    # Limits on what one user can ask of the grader and of other people
+    grading_requests_per_hour: int = Field(default=20, gt=0)
+    vouches_per_day: int = Field(default=3, gt=0)
+
     # The consequence engine
     roulette_odds_numerator: int = Field(default=1, ge=0)
     roulette_odds_denominator: int = Field(default=3, gt=0)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag
 from shared import db, injection, links, notifications, proof
 from shared.auth import Caller
 from shared.config import get_settings
-from shared.errors import ApiError, bad_request, conflict, forbidden, not_found, unauthorized, unavailable
+from shared.errors import bad_request, conflict, forbidden, not_found, unauthorized, unavailable
 from shared.log import get_logger
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
@@ -128,6 +128,12 @@ def grade(submission_id: UUID, caller: Caller, *, force: bool = False) -> GradeR
         raise forbidden("only the service can force a re-grade")
     if sub["status"] in GRADED and not force:
         return _view(sub, cached=True)
+    if not caller.is_service:
+        with db.as_service() as conn:
+            conn.execute(
+                "select app.note_grading_request(%s, %s, %s)",
+                [sub["user_id"], submission_id, get_settings().grading_requests_per_hour],
+            )
     with db.as_service() as conn:
         claimed = conn.execute("select * from app.begin_grading(%s, %s)", [submission_id, force]).fetchone()
     if claimed is None or claimed["id"] is None:
@@ -166,14 +172,9 @@ def _decide(sub: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _needs_review(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Low confidence or suspicion: the witness decides if there is one; otherwise the user may resubmit."""
-    result = {**result, "outcome": "needs_review"}
-    if sub["witness_contact_id"] is not None:
-        try:
-            return _ask_witness(sub, result)
-        except ApiError:
-            pass
-    return "needs_review", result
+    """Low confidence, suspicion or a refusal: a person reviews it. Never the owner-chosen witness,
+    who could pass proof the grader refused; the owner may also resubmit before the deadline."""
+    return "needs_review", {**result, "outcome": "needs_review"}
 
 
 def _ai_grade(sub: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -288,6 +289,6 @@ def witness_verdict(body: WitnessVerdictRequest) -> GradeResponse:
 # -----------------------------------------------------------------------------
 def vouch(submission_id: UUID, voucher: UUID) -> GradeResponse:
     with db.as_service() as conn:
-        conn.execute("select app.record_vouch(%s, %s)", [submission_id, voucher])
+        conn.execute("select app.record_vouch(%s, %s, %s)", [submission_id, voucher, get_settings().vouches_per_day])
     notifications.send_queued_about([submission_id])
     return _view(_load(submission_id), cached=False)

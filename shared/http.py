@@ -97,6 +97,7 @@ _DB_RULE_STATUS = {
     "P0002": (404, "not_found"),
     "55000": (409, "invalid_state"),
     "TI001": (422, "idempotency_key_reused"),
+    "TI003": (429, "rate_limited"),
 }
 # What the page reads when PostgreSQL itself (not our SQL) refused: its own messages name
 # constraints, tables and columns, which never leave the service.

@@ -204,6 +204,9 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.guard_contacts",
         "private.contact_awaits_consequence",
         "public.consequences consequences_fix_recipients",
+        # A vouch moves a fail to human review; grading requests are counted (issue 13).
+        "app.record_vouch",
+        "app.note_grading_request",
     }
 )
 

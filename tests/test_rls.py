@@ -53,6 +53,7 @@ def world(owner: Conn) -> World:
     owner.execute("insert into public.notifications (type, user_id, dedupe_key) values ('spared', %s, 'k1')", [alice])
     owner.execute("insert into public.dev_outbox (channel, summary) values ('email', 'hello')")
     owner.execute("insert into public.contact_suppressions (user_id, mailbox) values (%s, 'gone@example.com')", [alice])
+    owner.execute("insert into public.grading_requests (user_id, submission_id) values (%s, %s)", [alice, submission])
     owner.execute(
         "insert into public.roulette_rolls (checkpoint_id, goal_id, user_id, draw, odds_numerator,"
         " odds_denominator, outcome) values (%s, %s, %s, 7, 1, 3, 'hit')",
@@ -256,6 +257,13 @@ TABLES: dict[str, dict[str, str]] = {
         "insert": "insert into public.contact_suppressions (user_id, mailbox) values (%(alice)s, 'y@example.com')",
         "snapshot": "select * from public.contact_suppressions order by user_id, mailbox",
     },
+    "grading_requests": {
+        "select": "select id from public.grading_requests where user_id = %(alice)s",
+        "update": "update public.grading_requests set requested_at = now() - interval '1 day'",
+        "delete": "delete from public.grading_requests where user_id = %(alice)s",
+        "insert": "insert into public.grading_requests (user_id, submission_id) values (%(alice)s, %(submission)s)",
+        "snapshot": "select * from public.grading_requests order by id",
+    },
     "audit_log": {
         "select": "select id from public.audit_log where user_id = %(alice)s",
         "update": "update public.audit_log set action = 'pwned' where user_id = %(alice)s",
@@ -345,6 +353,8 @@ OWNER_EXPECTED = {
     "witness_requests": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     # A declined mailbox stays declined: the owner can neither read nor lift the suppression.
     "contact_suppressions": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    # The hourly grading budget is counted by the service; the owner cannot reset it.
+    "grading_requests": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
 }
 
 

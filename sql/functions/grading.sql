@@ -81,9 +81,14 @@ begin
 end
 $$;
 
--- Another registered user vouches for an AI fail, turning it into a pass:
--- before the deadline, once, never the owner or an alias of the owner.
-create or replace function app.record_vouch(p_submission_id uuid, p_voucher uuid) returns public.submissions
+-- Another registered user vouches for an AI fail. A vouch never passes by
+-- itself: it moves the fail to human review (needs_review, which protects an
+-- on-time checkpoint), before the deadline, once per submission, never by the
+-- owner or an alias of the owner, and at most p_daily_limit vouches per voucher
+-- in any 24 hours.
+drop function if exists app.record_vouch(uuid, uuid);
+create or replace function app.record_vouch(p_submission_id uuid, p_voucher uuid, p_daily_limit integer)
+returns public.submissions
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -113,18 +118,45 @@ begin
   end if;
   select u.email into v_owner_email from public.users u where u.id = v_sub.user_id;
   select u.email, a.email_confirmed_at into v_voucher_email, v_voucher_confirmed
-  from public.users u join auth.users a on a.id = u.id where u.id = p_voucher;
+  from public.users u join auth.users a on a.id = u.id where u.id = p_voucher
+  for update of u;  -- one voucher's vouches are counted one after another
   if v_voucher_email is null or v_voucher_confirmed is null then
     raise exception using errcode = '42501', message = 'only a registered user with a confirmed email can vouch';
   end if;
   if private.mailbox(v_voucher_email) = private.mailbox(v_owner_email) then
     raise exception using errcode = '42501', message = 'you cannot vouch for your own submission';
   end if;
+  if (select count(*) from public.submissions s
+      where s.vouched_by = p_voucher and s.vouched_at > now() - interval '1 day') >= p_daily_limit then
+    raise exception using errcode = 'TI003', message = 'you have vouched as often as a day allows; try again tomorrow';
+  end if;
   update public.submissions set vouched_by = p_voucher, vouched_at = now() where id = p_submission_id;
   perform app.audit('submission', p_submission_id, 'vouched', v_sub.user_id,
     jsonb_build_object('voucher', p_voucher));
-  return app.record_grade(p_submission_id, 'passed',
-    coalesce(v_sub.ai_analysis_result, '{}'::jsonb) || jsonb_build_object('vouched_by', p_voucher), null, true);
+  return app.record_grade(p_submission_id, 'needs_review',
+    coalesce(v_sub.ai_analysis_result, '{}'::jsonb)
+      || jsonb_build_object('outcome', 'needs_review', 'vouched_by', p_voucher,
+                            'reason', 'another user vouched for this proof; a person reviews it'),
+    null, true);
+end
+$$;
+
+-- Counts one grading request by a user; refuses (TI003) past the hourly limit per
+-- submission or per user.
+create or replace function app.note_grading_request(p_user_id uuid, p_submission_id uuid, p_hourly_limit integer)
+returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  perform 1 from public.users u where u.id = p_user_id for update;
+  if (select count(*) from public.grading_requests r
+      where r.user_id = p_user_id and r.requested_at > now() - interval '1 hour') >= p_hourly_limit
+     or (select count(*) from public.grading_requests r
+         where r.submission_id = p_submission_id and r.requested_at > now() - interval '1 hour') >= p_hourly_limit then
+    raise exception using errcode = 'TI003', message = 'too many grading requests this hour; try again later';
+  end if;
+  insert into public.grading_requests (user_id, submission_id) values (p_user_id, p_submission_id);
 end
 $$;
 
@@ -132,7 +164,9 @@ create or replace trigger submissions_guard_vouches before insert or update on p
   for each row execute function app.guard_vouches();
 
 revoke all on function app.begin_grading(uuid, boolean, interval), app.abort_grading(uuid),
-  app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid) from public;
+  app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid, integer),
+  app.note_grading_request(uuid, uuid, integer) from public;
 
 grant execute on function app.begin_grading(uuid, boolean, interval), app.abort_grading(uuid),
-  app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid) to service_role;
+  app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid, integer),
+  app.note_grading_request(uuid, uuid, integer) to service_role;

@@ -145,10 +145,27 @@ def test_escape_user_cannot_change_a_goals_status(owner: Conn, alice: dict[str, 
     assert _row(owner, "goals", alice["goal"]) == before
 
 
-def test_escape_user_can_still_retitle_an_active_goal(owner: Conn, alice: dict[str, UUID]) -> None:
+def test_escape_user_cannot_retitle_an_active_goal(owner: Conn, alice: dict[str, UUID]) -> None:
+    """Issue 13, problem 7: the title goes into the humiliation email; it was editable to hide or
+    rewrite the message. The draft's description and checkpoints' wording are not the targets'."""
+    before = _row(owner, "goals", alice["goal"])
+    message = _refused(alice["user"], "update public.goals set title = '</p><p>Nothing' where id = %(goal)s", alice)
+    assert "title" in message
+    assert _row(owner, "goals", alice["goal"]) == before
+    draft = f.goal(owner, alice["user"], activate=False)
     with db.as_user(alice["user"]) as conn:
-        conn.execute("update public.goals set title = 'Renamed' where id = %(goal)s", alice)
-    assert (_row(owner, "goals", alice["goal"]) or {})["title"] == "Renamed"
+        conn.execute("update public.goals set title = 'Renamed' where id = %s", [draft])
+
+
+def test_escape_user_cannot_rename_themselves_while_committed(owner: Conn, alice: dict[str, UUID]) -> None:
+    owner.execute("update public.users set display_name = 'Alice' where id = %(user)s", alice)
+    message = _refused(
+        alice["user"], "update public.users set display_name = 'Someone Else' where id = %(user)s", alice
+    )
+    assert "display name" in message
+    bob = f.user(owner, "bob")  # nothing at stake: free to rename
+    with db.as_user(bob) as conn:
+        conn.execute("update public.users set display_name = 'Bobby' where id = %s", [bob])
 
 
 def test_escape_user_cannot_create_an_active_goal(owner: Conn, alice: dict[str, UUID]) -> None:

@@ -207,6 +207,10 @@ CHANGED_SINCE_MOVE = frozenset(
         # A vouch moves a fail to human review; grading requests are counted (issue 13).
         "app.record_vouch",
         "app.note_grading_request",
+        # Names the targets read are locked while they matter (issue 13).
+        "app.guard_users",
+        "app.guard_goals",
+        "private.user_is_committed",
     }
 )
 

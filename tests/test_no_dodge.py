@@ -366,3 +366,28 @@ def test_a_url_that_trickles_bytes_is_cut_off_at_one_total_deadline(
     with pytest.raises(proof.ProofRefused, match="took too long"):
         proof.fetch("http://proof.example.com/slow")
     assert len(sent) < 40  # the grader walked away long before the page ended
+
+
+# -----------------------------------------------------------------------------
+# 7. Names and titles are text in every email
+# -----------------------------------------------------------------------------
+def test_every_notice_renders_user_text_as_text(owner: Conn, sendgrid: FakeSendGrid) -> None:
+    alice = f.user(owner)
+    goal = f.goal(owner, alice, stake="5.00", checkpoints=0)
+    # Written before the lock (or by an old row): the template still escapes it.
+    owner.execute("update public.goals set title = %s where id = %s", ['<img src=x onerror="alert(1)">', goal])
+    final = f.checkpoint_ids(owner, goal)[0]
+    owner.execute("select app.record_grade(%s, 'passed')", [f.submission(owner, alice, final)])
+    notifications.send_due()
+    mail = next(m for m in sendgrid.mails if m.json["custom_args"]["type"] == "stake_released")
+    page = next(c["value"] for c in mail.json["content"] if c["type"] == "text/html")
+    assert "<img src=x" not in page and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+    assert page.count("<img ") == 1  # the avatar only
+
+
+def test_a_goal_title_with_control_characters_is_refused_by_the_database(owner: Conn) -> None:
+    alice = f.user(owner)
+    goal = f.goal(owner, alice, activate=False)
+    with pytest.raises(psycopg.Error) as caught, db.as_user(alice) as conn:
+        conn.execute("update public.goals set title = %s where id = %s", ["Line\rBcc: x@y.z", goal])
+    assert caught.value.sqlstate == "23514"

@@ -96,7 +96,7 @@ def world(owner: Conn) -> World:
 TABLES: dict[str, dict[str, str]] = {
     "users": {
         "select": "select id from public.users where id = %(alice)s",
-        "update": "update public.users set display_name = 'pwned' where id = %(alice)s",
+        "update": "update public.users set time_zone = 'Asia/Tokyo' where id = %(alice)s",
         "delete": "delete from public.users where id = %(alice)s",
         "insert": "insert into public.users (id, email) values (%(alice)s, 'x@example.com')",
         "snapshot": "select * from public.users where id = %(alice)s",

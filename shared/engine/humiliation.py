@@ -6,7 +6,6 @@ crash, or whose send timed out, is `uncertain` and never sent again.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -14,6 +13,7 @@ from uuid import UUID
 from shared import db
 from shared.engine.errors import Permanent, Retryable
 from shared.engine.row import Consequence
+from shared.notifications import html
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 # What X accepts as a single media upload here; other kinds of kompromat go by email only.
@@ -116,7 +116,7 @@ def by_email(row: Consequence) -> str:
                 to=[delivery["recipient"]],
                 subject=f"{story.name} missed a deadline",
                 text=text,
-                html="".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n") if p.strip()),
+                html=html.render("humiliation.html", name=story.name, goal_title=story.goal_title),
                 attachments=[email_provider.Attachment(item.filename, item.file_type, item.content)],
                 custom_args={"consequence_id": str(row.id), "delivery_id": str(delivery["id"])},
             )

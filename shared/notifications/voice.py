@@ -5,7 +5,6 @@ Wording is read from the database by the ids the row holds. Humiliation notices 
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared import charities, db, links
 from shared.config import get_settings
+from shared.notifications import html
 from shared.notifications.models import (
     DATA_MODEL,
     TO_CONTACT,
@@ -351,8 +351,7 @@ def render(row: dict[str, Any]) -> email_provider.Email:
     subject, emotion, paragraphs = RENDERERS[kind](model, reader)
     avatar = f"{settings.avatar_base_url}/{emotion}.png"
     text = "\n\n".join(paragraphs) + "\n\n— Threativator\n"
-    body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
-    page = f'<img src="{html.escape(avatar)}" alt="" width="96" height="96">{body}<p>— Threativator</p>'
+    page = html.render("message.html", avatar_url=avatar, paragraphs=paragraphs)
     template_id = settings.sendgrid_template_ids.get(kind)
     return email_provider.Email(
         to=[to],

@@ -77,8 +77,22 @@ begin
      or new.created_at is distinct from old.created_at then
     perform private.refuse('holding cell balance, Stripe customer and email are managed by the service');
   end if;
+  -- The name the targets would read is the one the goals were made under.
+  if new.display_name is distinct from old.display_name and private.user_is_committed(old.id) then
+    perform private.refuse('your display name cannot be changed while you have an active goal or a pending consequence');
+  end if;
   return new;
 end
+$$;
+
+-- True while the user has an active goal or a consequence not yet carried out.
+create or replace function private.user_is_committed(p_user_id uuid) returns boolean
+language sql stable security definer
+set search_path = ''
+as $$
+  select exists (select 1 from public.goals g where g.user_id = p_user_id and g.status = 'active')
+      or exists (select 1 from public.consequences c
+                 where c.user_id = p_user_id and c.execution_status in ('pending', 'executing'))
 $$;
 
 -- -----------------------------------------------------------------------------
@@ -121,9 +135,10 @@ begin
        or new.charity_destination is distinct from old.charity_destination
        or new.minor_kompromat_id is distinct from old.minor_kompromat_id
        or new.major_kompromat_id is distinct from old.major_kompromat_id
-       or new.grading_rubric is distinct from old.grading_rubric) then
+       or new.grading_rubric is distinct from old.grading_rubric
+       or new.title is distinct from old.title) then
     perform private.refuse('the goal is ' || old.status
-      || ': its stake, deadline, referee, rubric, charity and kompromat cannot be changed');
+      || ': its title, stake, deadline, referee, rubric, charity and kompromat cannot be changed');
   end if;
   return new;
 end
@@ -489,7 +504,9 @@ create or replace trigger consequence_deliveries_touch before update on public.c
   for each row execute function app.touch_updated_at();
 
 -- Guard triggers run as the caller, so the caller must be able to name these.
-revoke all on function private.is_privileged(), private.refuse(text), private.contact_awaits_consequence(uuid) from public;
+revoke all on function private.is_privileged(), private.refuse(text), private.contact_awaits_consequence(uuid),
+  private.user_is_committed(uuid) from public;
 
-grant execute on function private.is_privileged(), private.refuse(text), private.contact_awaits_consequence(uuid)
+grant execute on function private.is_privileged(), private.refuse(text), private.contact_awaits_consequence(uuid),
+  private.user_is_committed(uuid)
   to anon, authenticated, service_role;

@@ -8,6 +8,7 @@ and record one result.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -17,7 +18,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag
 from shared import db, injection, links, notifications, proof
 from shared.auth import Caller
 from shared.config import get_settings
-from shared.errors import bad_request, conflict, forbidden, not_found, unauthorized, unavailable
+from shared.errors import ApiError, bad_request, conflict, forbidden, not_found, unauthorized, unavailable
 from shared.log import get_logger
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
@@ -142,7 +143,8 @@ def grade(submission_id: UUID, caller: Caller, *, force: bool = False) -> GradeR
             raise conflict("this submission is being graded; ask again shortly")
         return _view(current, cached=True)
     try:
-        status, result = _decide(sub)
+        evidence = _capture(sub)
+        status, result = _decide(sub, evidence)
         row = _record(submission_id, status, result, force=force)
     except BaseException:
         # Whatever stopped the grading, the submission goes back to pending for a retry.
@@ -162,13 +164,16 @@ def _abort(submission_id: UUID) -> None:
         conn.execute("select app.abort_grading(%s)", [submission_id])
 
 
-def _decide(sub: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(status, result) for a claimed submission."""
+def _decide(sub: dict[str, Any], evidence: tuple[bytes, str] | None) -> tuple[str, dict[str, Any]]:
+    """(status, result) for a claimed, captured submission."""
     if sub["submitted_at"] > sub["deadline"]:
         return "failed", {"outcome": "failed", "reason": "submitted after the checkpoint deadline"}
+    if sub["captured_at"] is not None and sub["captured_at"] > sub["deadline"]:
+        # Submitted in time, captured late because a provider was down: a person compares.
+        return _needs_review(sub, {"reason": "the proof was captured after the deadline (an outage delayed it)"})
     if sub["referee_type"] == "human_witness":
         return _ask_witness(sub, {"outcome": "awaiting_witness"})
-    return _ai_grade(sub)
+    return _ai_grade(sub, evidence)
 
 
 def _needs_review(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -177,14 +182,14 @@ def _needs_review(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dic
     return "needs_review", {**result, "outcome": "needs_review"}
 
 
-def _ai_grade(sub: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _ai_grade(sub: dict[str, Any], fresh: tuple[bytes, str] | None) -> tuple[str, dict[str, Any]]:
     from shared.providers import gemini
 
     settings = get_settings()
     if gemini.dry():
         return "needs_review", {"outcome": "needs_review", "reason": "grader not configured"}
     try:
-        evidence = _acquire(sub)
+        evidence = _from_capture(sub, fresh)
     except proof.ProofRefused as refused:
         return _needs_review(sub, {"reason": str(refused)})
     base = {"model": settings.gemini_model, "prompt_version": gemini.PROMPT_VERSION, "proof_sha256": evidence.sha256}
@@ -213,17 +218,79 @@ def _ai_grade(sub: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return status, {**result, "outcome": status}
 
 
-def _acquire(sub: dict[str, Any]) -> proof.Proof:
-    if sub["submission_type"] == "url":
-        return proof.fetch(sub["external_url"])
+# -----------------------------------------------------------------------------
+# Capture: what the proof was when it was submitted
+# -----------------------------------------------------------------------------
+def _download(path: str) -> bytes:
     from shared.providers import storage
 
     try:
-        data = storage.download(sub["file_path"])
+        return storage.download(path)
     except ProviderUnavailable:
         raise unavailable("proof storage is unavailable; try again shortly") from None
     except ProviderRefused:
         raise proof.ProofRefused("the proof file could not be read from storage") from None
+
+
+def _capture(sub: dict[str, Any]) -> tuple[bytes, str] | None:
+    """Capture the proof the first time a submission is graded: a URL's page is stored with its
+    SHA-256, a file's SHA-256 recorded. Returns (bytes, content type) as read now, or None when it
+    was captured before. A capture that fails is answered at once (422 with the reason) so the user can fix it
+    in time; one that fails because a provider is down marks the attempt (an outage of ours never
+    costs the user their checkpoint) and answers 503."""
+    if sub["proof_sha256"] is not None:
+        return None
+    try:
+        if sub["submission_type"] == "url":
+            body, content_type = proof.fetch_raw(sub["external_url"])
+        else:
+            body, content_type = _download(sub["file_path"]), ""
+    except proof.ProofRefused as refused:
+        raise ApiError(422, "proof_capture_failed", f"the proof could not be captured: {refused}") from None
+    except ApiError as error:
+        if error.status == 503:
+            with db.as_service() as conn:
+                conn.execute(
+                    "update public.submissions set capture_blocked_at = coalesce(capture_blocked_at, now())"
+                    " where id = %s",
+                    [sub["id"]],
+                )
+        raise
+    digest = hashlib.sha256(body).hexdigest()
+    with db.as_service() as conn:
+        captured = conn.execute(
+            "update public.submissions set captured_at = coalesce(captured_at, now()), proof_sha256 = %s"
+            " where id = %s returning captured_at",
+            [digest, sub["id"]],
+        ).fetchone()
+        if sub["submission_type"] == "url":
+            conn.execute(
+                "insert into public.proof_captures (submission_id, content, content_type, sha256)"
+                " values (%s, %s, %s, %s) on conflict (submission_id) do nothing",
+                [sub["id"], body, content_type, digest],
+            )
+    sub["captured_at"], sub["proof_sha256"] = (captured or {}).get("captured_at"), digest
+    return body, content_type
+
+
+def _from_capture(sub: dict[str, Any], fresh: tuple[bytes, str] | None) -> proof.Proof:
+    """The proof as captured: just now, the stored page, or the file if it is still the one captured."""
+    if fresh is not None:
+        body, content_type = fresh
+        if sub["submission_type"] == "url":
+            return proof.from_page(sub["external_url"], body, content_type)
+        return proof.from_file(sub["file_path"], body)
+    if sub["submission_type"] == "url":
+        with db.as_service() as conn:
+            page = conn.execute(
+                "select content, content_type from public.proof_captures where submission_id = %s", [sub["id"]]
+            ).fetchone()
+        if page is None:
+            raise proof.ProofRefused("the captured page is missing")
+        return proof.from_page(sub["external_url"], bytes(page["content"]), page["content_type"])
+    data = _download(sub["file_path"])
+    if hashlib.sha256(data).hexdigest() != sub["proof_sha256"]:
+        raise proof.ProofRefused("the proof file was changed after it was submitted")
     return proof.from_file(sub["file_path"], data)
 
 

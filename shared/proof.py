@@ -168,7 +168,23 @@ CONNECTOR: Connector = direct
 
 
 def fetch(url: str, *, resolver: Resolver | None = None, connector: Connector | None = None) -> Proof:
-    """GET a proof URL safely; every hop is checked, and the connection uses the checked address."""
+    """GET a proof URL safely and read it as the grader will."""
+    body, content_type = fetch_raw(url, resolver=resolver, connector=connector)
+    return from_page(url, body, content_type)
+
+
+def from_page(url: str, body: bytes, content_type: str) -> Proof:
+    """A fetched page (as captured) as the grader sees it: an image, or the page's main text."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    digest = hashlib.sha256(body).hexdigest()
+    if mime in IMAGE_TYPES:
+        return Proof("url", url, digest, blobs=[(body, mime)])
+    text = body.decode(_charset(content_type), errors="replace")
+    return Proof("url", url, digest, text=main_text(text) if "html" in mime else text)
+
+
+def fetch_raw(url: str, *, resolver: Resolver | None = None, connector: Connector | None = None) -> tuple[bytes, str]:
+    """(body, Content-Type) of a proof URL; every hop is checked, and the connection uses the checked address."""
     import urllib3
 
     resolver = resolver or RESOLVER
@@ -230,11 +246,7 @@ def fetch(url: str, *, resolver: Resolver | None = None, connector: Connector | 
         finally:
             response.release_conn()
             pool.close()
-        digest = hashlib.sha256(body).hexdigest()
-        if mime in IMAGE_TYPES:
-            return Proof("url", url, digest, blobs=[(body, mime)])
-        text = body.decode(_charset(response.headers.get("Content-Type", "")), errors="replace")
-        return Proof("url", url, digest, text=main_text(text) if "html" in mime else text)
+        return body, str(response.headers.get("Content-Type") or mime)
     raise ProofRefused("the proof URL redirects too many times")
 
 

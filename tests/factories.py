@@ -118,11 +118,14 @@ def submission(
     *,
     status: str = "pending",
     url: str = "https://example.com/proof",
+    captured: bool = True,
 ) -> UUID:
+    """Captured as it is made by default, as grade_submission does first; the grading tests
+    pass captured=False and let grade_submission capture for real."""
     row = conn.execute(
-        "insert into public.submissions (checkpoint_id, user_id, submission_type, external_url, status)"
-        " values (%s, %s, 'url', %s, %s) returning id",
-        [checkpoint_id, user_id, url, status],
+        "insert into public.submissions (checkpoint_id, user_id, submission_type, external_url, status,"
+        " captured_at) values (%s, %s, 'url', %s, %s, case when %s then now() end) returning id",
+        [checkpoint_id, user_id, url, status, captured],
     ).fetchone()
     assert row is not None
     return UUID(str(row["id"]))

@@ -56,7 +56,8 @@ def on_time_submission(owner: Conn, user: UUID, checkpoint: UUID, status: str) -
     """Proof made well before the (soon overdue) deadline, in the given grading state."""
     submission = f.submission(owner, user, checkpoint)
     owner.execute(
-        "update public.submissions set status = %s, submitted_at = now() - interval '1 hour' where id = %s",
+        "update public.submissions set status = %s, submitted_at = now() - interval '1 hour',"
+        " captured_at = now() - interval '1 hour' where id = %s",
         [status, submission],
     )
     return submission

@@ -17,8 +17,9 @@ from uuid import UUID
 import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
-from shared import proof
+from shared import db, proof
 from shared.auth import mint_token
 from shared.config import get_settings
 from tests import factories as f
@@ -97,7 +98,7 @@ def file_submission(
 
 def url_submission(owner: Conn, user: UUID, url: str, **goal: Any) -> UUID:
     checkpoint = f.checkpoint_ids(owner, f.goal(owner, user, **goal))[0]
-    return f.submission(owner, user, checkpoint, url=url)
+    return f.submission(owner, user, checkpoint, url=url, captured=False)
 
 
 def grade(submission: UUID, token: str | None = None, **extra: Any) -> Any:
@@ -268,12 +269,18 @@ def test_grader_not_configured_never_invents_a_verdict(
     assert stack.gemini.calls == []
 
 
-def test_unsupported_or_missing_file_is_needs_review(stack: Stack, owner: Conn, alice: UUID) -> None:
+def test_unsupported_file_is_needs_review_and_a_missing_one_is_answered_at_once(
+    stack: Stack, owner: Conn, alice: UUID
+) -> None:
     binary = file_submission(owner, stack, alice, b"\x7fELF\x02\x01\x01" + b"\x00" * 64, path="x/tool.bin")
     assert "cannot read this kind of file" in grade(binary, as_user(alice)).json["result"]["reason"]
     missing = file_submission(owner, stack, alice, PNG, path="x/gone.png")
     stack.storage.objects.clear()
-    assert "could not be read from storage" in grade(missing, as_user(alice)).json["result"]["reason"]
+    # Nothing to capture: the user hears it now, while there is time to upload again.
+    response = grade(missing, as_user(alice))
+    assert response.status_code == 422 and response.json["error"]["code"] == "proof_capture_failed"
+    assert "could not be read from storage" in response.json["error"]["message"]
+    assert row(owner, missing)["status"] == "pending"
     assert stack.gemini.calls == []
 
 
@@ -439,11 +446,14 @@ def test_ssrf_redirect_to_a_private_address_is_refused(stack: Stack, monkeypatch
         proof.fetch("http://proof.example.com/hop")
 
 
-def test_ssrf_end_to_end_private_url_is_needs_review_and_never_fetched(stack: Stack, owner: Conn, alice: UUID) -> None:
+def test_ssrf_end_to_end_private_url_is_refused_at_capture_and_never_fetched(
+    stack: Stack, owner: Conn, alice: UUID
+) -> None:
     stack.server.expect_request("/internal").respond_with_data("secret internal page")
     submission = url_submission(owner, alice, stack.server.url_for("/internal"))
-    response = grade(submission, as_user(alice)).json
-    assert response["status"] == "needs_review" and "private" in response["result"]["reason"]
+    response = grade(submission, as_user(alice))
+    assert response.status_code == 422 and "private" in response.json["error"]["message"]
+    assert row(owner, submission)["status"] == "pending"
     assert not any(r.path == "/internal" for r, _ in stack.server.log)
     assert stack.gemini.calls == []
 
@@ -636,3 +646,102 @@ def test_grading_requests_are_limited_per_submission_and_per_user(
     # The service (the scheduler's re-grading) is not limited by the user's budget.
     stack.gemini.default = PASS
     assert grade(other, mint_token(None, role="service_role")).json["status"] == "passed"
+
+
+# -----------------------------------------------------------------------------
+# Proof is captured when it is submitted (issue 13, problem 9)
+# -----------------------------------------------------------------------------
+def _gemini_saw(stack: Stack) -> str:
+    return str(stack.gemini.calls[-1].json["contents"][0]["parts"][2]["text"])
+
+
+def test_a_page_edited_after_capture_is_not_what_is_graded(
+    stack: Stack, owner: Conn, alice: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_RETRY_ATTEMPTS", "1")
+    _public_test_host(monkeypatch, stack.server)
+    page = {"text": "Chapter one: a rough draft of two pages."}
+    stack.server.expect_request("/draft").respond_with_handler(
+        lambda _: Response(page["text"], content_type="text/plain")
+    )
+    submission = url_submission(owner, alice, "http://proof.example.com/draft")
+    stack.gemini.default = 503
+    assert grade(submission, as_user(alice)).status_code == 503  # captured, then the grader was down
+    page["text"] = "Chapter one to twelve: the whole novel, finished."  # edited after the fact
+    stack.gemini.default = PASS
+    assert grade(submission, as_user(alice)).json["status"] == "passed"
+    assert "rough draft" in _gemini_saw(stack) and "finished" not in _gemini_saw(stack)
+    fetched = [r for r, _ in stack.server.log if r.path == "/draft"]
+    assert len(fetched) == 1  # read once, when submitted
+
+
+def test_a_storage_file_replaced_after_capture_goes_to_review(
+    stack: Stack, owner: Conn, alice: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_RETRY_ATTEMPTS", "1")
+    submission = file_submission(owner, stack, alice, PNG, path="p/page.png")
+    stack.gemini.default = 503
+    assert grade(submission, as_user(alice)).status_code == 503
+    stack.storage.objects[f"proofs/{alice}/p/page.png"] = PNG + b"something else"
+    stack.gemini.default = PASS
+    response = grade(submission, as_user(alice)).json
+    assert response["status"] == "needs_review"
+    assert response["result"]["reason"] == "the proof file was changed after it was submitted"
+    assert row(owner, submission)["checkpoint"] == "pending"
+
+
+def test_only_proof_captured_before_the_deadline_protects_its_checkpoint(
+    stack: Stack, owner: Conn, alice: UUID
+) -> None:
+    """Submitted (a row inserted) but never captured: nothing was shown to hold, so nothing protects."""
+    uncaptured = url_submission(owner, alice, "http://proof.example.com/never-graded")
+    captured = url_submission(owner, alice, "http://proof.example.com/graded")
+    owner.execute("update public.submissions set submitted_at = now() - interval '1 hour'")
+    owner.execute("update public.submissions set captured_at = now() - interval '1 hour' where id = %s", [captured])
+    for submission in (uncaptured, captured):
+        owner.execute(
+            "update public.checkpoints set deadline = now() - interval '1 minute'"
+            " from public.submissions s where s.id = %s and checkpoints.id = s.checkpoint_id",
+            [submission],
+        )
+    owner.execute("select app.detect_missed_deadlines(10, 1, 1)")
+    assert row(owner, uncaptured)["checkpoint"] == "missed"
+    assert row(owner, captured)["checkpoint"] == "pending"  # protected while it is graded
+
+
+def test_a_capture_our_outage_blocked_still_protects_and_goes_to_a_person(
+    stack: Stack, owner: Conn, alice: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submission = file_submission(owner, stack, alice, PNG, path="o/proof.png")
+    monkeypatch.setenv("SUPABASE_URL", "http://127.0.0.1:9")  # Storage unreachable
+    get_settings.cache_clear()
+    assert grade(submission, as_user(alice)).status_code == 503
+    blocked = owner.execute(
+        "select captured_at, capture_blocked_at from public.submissions where id = %s", [submission]
+    )
+    state = blocked.fetchone() or {}
+    assert state["captured_at"] is None and state["capture_blocked_at"] is not None
+    owner.execute(
+        "update public.submissions set submitted_at = now() - interval '1 hour',"
+        " capture_blocked_at = now() - interval '59 minutes' where id = %s",
+        [submission],
+    )
+    owner.execute(
+        "update public.checkpoints set deadline = now() - interval '1 minute'"
+        " from public.submissions s where s.id = %s and checkpoints.id = s.checkpoint_id",
+        [submission],
+    )
+    owner.execute("select app.detect_missed_deadlines(10, 1, 1)")
+    assert row(owner, submission)["checkpoint"] == "pending"  # our outage is not the user's miss
+    monkeypatch.setenv("SUPABASE_URL", stack.server.url_for("/").rstrip("/"))
+    get_settings.cache_clear()
+    stack.gemini.default = PASS
+    response = grade(submission, as_user(alice)).json
+    assert response["status"] == "needs_review" and "captured after the deadline" in response["result"]["reason"]
+
+
+def test_the_owner_cannot_forge_a_capture(owner: Conn, alice: UUID) -> None:
+    submission = url_submission(owner, alice, "http://proof.example.com/x")
+    with pytest.raises(psycopg.Error) as caught, db.as_user(alice) as conn:
+        conn.execute("update public.submissions set captured_at = now() - interval '1 day' where id = %s", [submission])
+    assert caught.value.sqlstate == "42501"

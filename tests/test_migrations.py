@@ -211,6 +211,9 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.guard_users",
         "app.guard_goals",
         "private.user_is_committed",
+        # Proof protects its checkpoint only when captured in time (issue 13).
+        "private.has_protecting_submission",
+        "app.guard_submissions",
     }
 )
 

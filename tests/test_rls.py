@@ -55,6 +55,11 @@ def world(owner: Conn) -> World:
     owner.execute("insert into public.contact_suppressions (user_id, mailbox) values (%s, 'gone@example.com')", [alice])
     owner.execute("insert into public.grading_requests (user_id, submission_id) values (%s, %s)", [alice, submission])
     owner.execute(
+        "insert into public.proof_captures (submission_id, content, content_type, sha256)"
+        " values (%s, 'page', 'text/plain', repeat('a', 64))",
+        [submission],
+    )
+    owner.execute(
         "insert into public.roulette_rolls (checkpoint_id, goal_id, user_id, draw, odds_numerator,"
         " odds_denominator, outcome) values (%s, %s, %s, 7, 1, 3, 'hit')",
         [checkpoint, goal, alice],
@@ -264,6 +269,14 @@ TABLES: dict[str, dict[str, str]] = {
         "insert": "insert into public.grading_requests (user_id, submission_id) values (%(alice)s, %(submission)s)",
         "snapshot": "select * from public.grading_requests order by id",
     },
+    "proof_captures": {
+        "select": "select submission_id from public.proof_captures",
+        "update": "update public.proof_captures set content = 'forged'",
+        "delete": "delete from public.proof_captures",
+        "insert": "insert into public.proof_captures (submission_id, content, content_type, sha256)"
+        " values (%(submission)s, 'x', 'text/plain', repeat('0', 64))",
+        "snapshot": "select * from public.proof_captures order by submission_id",
+    },
     "audit_log": {
         "select": "select id from public.audit_log where user_id = %(alice)s",
         "update": "update public.audit_log set action = 'pwned' where user_id = %(alice)s",
@@ -355,6 +368,8 @@ OWNER_EXPECTED = {
     "contact_suppressions": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     # The hourly grading budget is counted by the service; the owner cannot reset it.
     "grading_requests": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    # What the proof was when submitted: the service's record, never rewritten by the owner.
+    "proof_captures": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
 }
 
 

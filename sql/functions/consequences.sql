@@ -16,6 +16,8 @@ as $$
   select exists (
     select 1 from public.submissions s
     where s.checkpoint_id = p_checkpoint_id and s.submitted_at <= p_deadline
+      -- Captured in time (or its capture was blocked in time by an outage of ours).
+      and (s.captured_at <= p_deadline or s.capture_blocked_at <= p_deadline)
       and (s.status = 'passed'
            or (s.status in ('pending', 'grading', 'awaiting_witness', 'needs_review')
                and pg_catalog.now() < p_deadline + p_grace))

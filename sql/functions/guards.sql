@@ -265,7 +265,8 @@ begin
   end if;
   if tg_op = 'INSERT' then
     if new.status <> 'pending' or new.ai_analysis_result is not null
-       or new.human_verdict is not null or new.graded_at is not null then
+       or new.human_verdict is not null or new.graded_at is not null
+       or new.captured_at is not null or new.proof_sha256 is not null or new.capture_blocked_at is not null then
       perform private.refuse('a submission''s grading fields are set only by the grader');
     end if;
     -- The server's clock, never the client's, decides whether proof was on time.
@@ -275,7 +276,10 @@ begin
   if new.status is distinct from old.status
      or new.ai_analysis_result is distinct from old.ai_analysis_result
      or new.human_verdict is distinct from old.human_verdict
-     or new.graded_at is distinct from old.graded_at then
+     or new.graded_at is distinct from old.graded_at
+     or new.captured_at is distinct from old.captured_at
+     or new.proof_sha256 is distinct from old.proof_sha256
+     or new.capture_blocked_at is distinct from old.capture_blocked_at then
     perform private.refuse('a submission''s grading fields are set only by the grader');
   end if;
   if new.checkpoint_id is distinct from old.checkpoint_id

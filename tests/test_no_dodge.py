@@ -391,3 +391,45 @@ def test_a_goal_title_with_control_characters_is_refused_by_the_database(owner: 
     with pytest.raises(psycopg.Error) as caught, db.as_user(alice) as conn:
         conn.execute("update public.goals set title = %s where id = %s", ["Line\rBcc: x@y.z", goal])
     assert caught.value.sqlstate == "23514"
+
+
+def test_a_legacy_contact_the_provider_cannot_take_stalls_no_one(providers: Providers, owner: Conn) -> None:
+    """Problem 1 through check_deadlines: a contact row from before the strict check, with an address
+    SendGrid's helper raised on, is a consequence target and has a verification queued. Every other
+    user's consequence and notice still goes out; the bad items fail alone, with a reason."""
+    mallory = f.user(owner, "mallory")
+    with owner.transaction():  # a row written before the check existed
+        owner.execute("alter table public.contacts drop constraint contacts_email_is_an_address")
+        owner.execute(
+            "insert into public.contacts (user_id, name, email, role, verified, verified_at)"
+            " values (%s, 'Bad', 'a,b@example.com', '{consequence_target}', true, now())",
+            [mallory],
+        )
+        owner.execute(
+            "insert into public.contacts (user_id, name, email, role) values (%s, 'Worse', '(@b.c', '{witness}')",
+            [mallory],
+        )
+        owner.execute(
+            "alter table public.contacts add constraint contacts_email_is_an_address check ("
+            "char_length(email) <= 254 and email ~ '^[A-Za-z0-9.!#$%%&''*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$') not valid"
+        )
+    bad_goal = f.goal(owner, mallory, stake="0.00", major=with_kompromat(owner, mallory, "major"))
+    overdue_goal(owner, bad_goal)
+    alice = f.user(owner, "alice")
+    good_goal = f.goal(owner, alice, stake="12.00", checkpoints=0)
+    overdue_goal(owner, good_goal)
+    result = check()
+    assert result["stage_failures"] == []
+    assert sum(int(t["amount"]) for t in providers.stripe.objects.get("transfer", [])) == 1200  # Alice's stake
+    rows = owner.execute(
+        "select c.consequence_type::text as kind, c.execution_status::text as status, c.last_error"
+        " from public.consequences c where c.user_id = %s",
+        [mallory],
+    ).fetchall()
+    assert rows == [{"kind": "humiliation_email", "status": "failed", "last_error": "every target's address bounced"}]
+    queued = owner.execute(
+        "select status::text, last_error from public.notifications where type = 'contact_verification'"
+    ).fetchall()
+    assert queued == [{"status": "failed", "last_error": "a recipient address is not a valid email address"}]
+    sent_to = {m.json["personalizations"][0]["to"][0]["email"] for m in providers.sendgrid.mails}
+    assert "a,b@example.com" not in sent_to and "(@b.c" not in sent_to

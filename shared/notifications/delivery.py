@@ -141,6 +141,9 @@ def deliver(notification_id: UUID, *, retry_budget_seconds: float | None = None)
     except Suppressed as why:
         _finish(row["id"], "suppressed", error=str(why))
         return "suppressed"
+    except email_provider.EmailRejected as rejected:
+        _finish(row["id"], "failed", error=str(rejected)[:500])
+        return "failed"
     except Exception as error:
         if db.is_unavailable(error):
             raise  # the row's lease expires and a later pass takes it again

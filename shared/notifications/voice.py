@@ -232,6 +232,7 @@ def _recipient_and_links(conn: db.Connection, row: dict[str, Any]) -> tuple[str,
             if not contact["verified"]:
                 raise Suppressed("the witness has not confirmed their address")
             return contact["email"], links.witness_links(UUID(data["submission_id"]), UUID(data["request_id"]))
+        email_provider.check_address(contact["email"])  # before a token is written for it
         token = links.new_verification_token()
         ttl = timedelta(hours=get_settings().contact_verification_ttl_hours)
         conn.execute(

@@ -138,17 +138,21 @@ def _record_dry(email: Email) -> Sent:
     return Sent(message_id=f"dry-{outbox_id}", dry=True)
 
 
-def _check_recipients(addresses: list[str]) -> None:
-    """Every address must be one a mail server would take (email-validator's syntax rules, no DNS)."""
+def check_address(address: str) -> None:
+    """EmailRejected unless a mail server would take the address (email-validator's syntax rules, no DNS)."""
     from email_validator import EmailNotValidError, validate_email
 
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        raise EmailRejected("a recipient address is not a valid email address") from None
+
+
+def _check_recipients(addresses: list[str]) -> None:
     if not addresses:
         raise EmailRejected("the message has no recipient")
     for address in addresses:
-        try:
-            validate_email(address, check_deliverability=False)
-        except EmailNotValidError:
-            raise EmailRejected("a recipient address is not a valid email address") from None
+        check_address(address)
 
 
 def send(email: Email) -> Sent:

@@ -20,7 +20,7 @@ FUNCTIONS="
 grade_submission|grading,email,vault|0|120|1Gi|public
 trigger_consequence|stripe,email,vault,x,gcp|0|300|512Mi|private
 send_notification|email,gcp|0|60|256Mi|public
-check_deadlines|email,gcp|0|540|512Mi|public
+check_deadlines|grading,email,vault,gcp|0|540|1Gi|public
 holding_cell|stripe|1|60|256Mi|public
 stripe_webhook|stripe|1|60|256Mi|public
 upload_kompromat|vault|0|60|512Mi|public

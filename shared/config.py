@@ -91,7 +91,6 @@ class Settings(BaseSettings):
     # The consequence engine
     roulette_odds_numerator: int = Field(default=1, ge=0)
     roulette_odds_denominator: int = Field(default=3, gt=0)
-    review_grace_hours: int = Field(default=168, ge=0)
     detection_batch_size: int = Field(default=500, gt=0)
     check_deadlines_time_budget_seconds: float = Field(default=45.0, gt=0)
     dispatch_concurrency: int = Field(default=8, ge=1, le=64)

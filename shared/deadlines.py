@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -38,6 +37,9 @@ class CheckResult(BaseModel):
     deferred: int = 0
     reminders_queued: int = 0
     notifications: dict[str, int] = Field(default_factory=dict)
+    regraded: dict[str, int] = Field(
+        default_factory=dict, description="Submissions re-graded after an outage, by resulting status"
+    )
     stage_failures: list[str] = Field(default_factory=list, description="Stages that failed in this pass")
 
 
@@ -46,13 +48,8 @@ def detect(result: CheckResult, deadline: float) -> None:
     while True:
         with db.as_service() as conn:
             row = conn.execute(
-                "select app.detect_missed_deadlines(%s, %s, %s, %s) as counts",
-                [
-                    settings.detection_batch_size,
-                    settings.roulette_odds_numerator,
-                    settings.roulette_odds_denominator,
-                    timedelta(hours=settings.review_grace_hours),
-                ],
+                "select app.detect_missed_deadlines(%s, %s, %s) as counts",
+                [settings.detection_batch_size, settings.roulette_odds_numerator, settings.roulette_odds_denominator],
             ).fetchone()
         counts: dict[str, int] = row["counts"] if row else {}
         result.detected += counts.get("detected", 0)
@@ -174,7 +171,14 @@ def run(_: CheckRequest | None = None) -> CheckResult:
     def send() -> None:
         result.notifications = notifications.send_due()
 
+    def regrade() -> None:
+        from shared import grading
+
+        result.regraded = grading.regrade_due(deadline)
+
     stages: list[tuple[str, Callable[[], None]]] = [
+        # First: proof an outage kept from its verdict is graded before detection looks.
+        ("regrading", regrade),
         ("detection", lambda: detect(result, deadline)),
         ("reminders", reminders),
         ("dispatch", lambda: dispatch(result, deadline)),

@@ -207,7 +207,7 @@ LAZY_IMPORTS = {
     "grade_submission": ["google.genai", "supabase", "bs4", "docx", "filetype", "sendgrid", "urllib3"],
     "trigger_consequence": ["stripe", "sendgrid", "tweepy", "httpx", "google.oauth2.id_token", "cryptography"],
     "send_notification": ["sendgrid", "google.oauth2.id_token"],
-    "check_deadlines": ["sendgrid", "google.oauth2.id_token", "httpx"],
+    "check_deadlines": ["sendgrid", "google.oauth2.id_token", "httpx", "google.genai", "supabase", "bs4", "urllib3"],
     "holding_cell": ["stripe"],
     "stripe_webhook": ["stripe"],
     "upload_kompromat": ["filetype", "cryptography"],

@@ -223,18 +223,22 @@ def test_checkpoint_in_grading_is_not_missed_until_it_fails(providers: Providers
     assert check()["checkpoints_missed"] == 1
 
 
-def test_passed_submission_means_not_missed_and_review_grace_ends(
-    providers: Providers, owner: Conn, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_on_time_submission_protects_until_its_final_verdict_however_long(providers: Providers, owner: Conn) -> None:
+    """Issue 14: review grace is gone. Unfinished review 30 days after the deadline still protects;
+    only a final fail lets the deadline count."""
     user = f.user(owner)
     first, second = f.checkpoint_ids(owner, f.goal(owner, user))[:2]
     on_time_submission(owner, user, first, "passed")
-    on_time_submission(owner, user, second, "needs_review")
-    overdue(owner, first)
-    overdue(owner, second)
+    waiting = on_time_submission(owner, user, second, "needs_review")
+    owner.execute(
+        "update public.submissions set submitted_at = now() - interval '31 days',"
+        " captured_at = now() - interval '31 days'"
+    )
+    owner.execute(
+        "update public.checkpoints set deadline = now() - interval '30 days' where id = any(%s)", [[first, second]]
+    )
     assert check()["checkpoints_missed"] == 0
-    monkeypatch.setenv("REVIEW_GRACE_HOURS", "0")
-    get_settings.cache_clear()
+    owner.execute("select app.record_grade(%s, 'failed')", [waiting])
     result = check()
     assert result["checkpoints_missed"] == 1
     missed = owner.execute("select id from public.checkpoints where status = 'missed'").fetchall()

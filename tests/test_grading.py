@@ -745,3 +745,49 @@ def test_the_owner_cannot_forge_a_capture(owner: Conn, alice: UUID) -> None:
     with pytest.raises(psycopg.Error) as caught, db.as_user(alice) as conn:
         conn.execute("update public.submissions set captured_at = now() - interval '1 day' where id = %s", [submission])
     assert caught.value.sqlstate == "42501"
+
+
+# -----------------------------------------------------------------------------
+# Fair: an outage is never the user's miss (issue 14)
+# -----------------------------------------------------------------------------
+def _check() -> dict[str, Any]:
+    response = client("check_deadlines").post(
+        "/", json={"source": "test"}, headers=bearer(mint_token(None, role="service_role"))
+    )
+    assert response.status_code == 200, response.json
+    return dict(response.json)
+
+
+def test_a_grader_outage_from_before_the_deadline_to_30_days_after_costs_nothing(
+    stack: Stack, owner: Conn, alice: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_RETRY_ATTEMPTS", "1")
+    monkeypatch.setenv("ROULETTE_ODDS_NUMERATOR", "1")
+    monkeypatch.setenv("ROULETTE_ODDS_DENOMINATOR", "1")  # any miss would be a consequence
+    submission = file_submission(owner, stack, alice, PNG, path="late/proof.png", stake="30.00", checkpoints=0)
+    stack.gemini.default = 503
+    assert grade(submission, as_user(alice)).status_code == 503  # submitted and captured in time
+    # The deadline passes while the grader stays down for 30 days; the scheduler keeps trying.
+    owner.execute(
+        "update public.submissions set submitted_at = now() - interval '31 days',"
+        " captured_at = now() - interval '31 days' where id = %s",
+        [submission],
+    )
+    owner.execute("update public.checkpoints set deadline = now() - interval '30 days'")
+    owner.execute("update public.goals set final_deadline = now() - interval '30 days'")
+    for _ in range(3):
+        owner.execute("update public.submissions set next_grading_at = now() - interval '1 second'")
+        result = _check()
+        assert result["regraded"] == {"unavailable": 1} and result["consequences_created"] == 0
+    attempts = owner.execute("select grading_attempts, next_grading_at > now() as later from public.submissions")
+    assert attempts.fetchone() == {"grading_attempts": 4, "later": True}  # backing off between tries
+    assert owner.execute("select count(*) as n from public.consequences").fetchone() == {"n": 0}
+    # The grader comes back: the next pass grades the captured proof and the goal completes.
+    stack.gemini.default = PASS
+    owner.execute("update public.submissions set next_grading_at = now() - interval '1 second'")
+    result = _check()
+    assert result["regraded"] == {"passed": 1}
+    assert row(owner, submission)["checkpoint"] == "completed"
+    goal = owner.execute("select status::text from public.goals").fetchone()
+    assert goal == {"status": "completed"}
+    assert owner.execute("select count(*) as n from public.consequences").fetchone() == {"n": 0}

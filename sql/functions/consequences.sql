@@ -9,8 +9,9 @@ as $$
   select ('x' || substr(replace(pg_catalog.gen_random_uuid()::text, '-', ''), 1, 8))::bit(32)::bigint
 $$;
 
-create or replace function private.has_protecting_submission(p_checkpoint_id uuid, p_deadline timestamptz,
-                                                             p_grace interval) returns boolean
+drop function if exists private.has_protecting_submission(uuid, timestamptz, interval);
+create or replace function private.has_protecting_submission(p_checkpoint_id uuid, p_deadline timestamptz)
+returns boolean
 language sql stable
 as $$
   select exists (
@@ -18,9 +19,8 @@ as $$
     where s.checkpoint_id = p_checkpoint_id and s.submitted_at <= p_deadline
       -- Captured in time (or its capture was blocked in time by an outage of ours).
       and (s.captured_at <= p_deadline or s.capture_blocked_at <= p_deadline)
-      and (s.status = 'passed'
-           or (s.status in ('pending', 'grading', 'awaiting_witness', 'needs_review')
-               and pg_catalog.now() < p_deadline + p_grace))
+      -- Until it has a final verdict, however long the grader, the witness or the review takes.
+      and s.status in ('passed', 'pending', 'grading', 'awaiting_witness', 'needs_review')
   )
 $$;
 
@@ -31,11 +31,11 @@ $$;
 -- them, rolls the roulette for checkpoints and writes every consequence row,
 -- one statement per kind. Safe under any number of concurrent runs: rows are
 -- taken with skip locked and re-checked as they are updated. Returns counts.
+drop function if exists app.detect_missed_deadlines(integer, integer, integer, interval);
 create or replace function app.detect_missed_deadlines(
   p_batch integer default 500,
   p_odds_numerator integer default 1,
-  p_odds_denominator integer default 3,
-  p_review_grace interval default interval '7 days'
+  p_odds_denominator integer default 3
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
@@ -58,7 +58,7 @@ begin
     from public.checkpoints cp
     join public.goals g on g.id = cp.goal_id and g.status = 'active'
     where cp.status = 'pending' and not cp.is_final and cp.deadline <= now()
-      and not private.has_protecting_submission(cp.id, cp.deadline, p_review_grace)
+      and not private.has_protecting_submission(cp.id, cp.deadline)
     order by cp.deadline
     limit p_batch
     -- The goal's lock too: a goal's checkpoints and final are detected by one run at a time.
@@ -140,7 +140,7 @@ begin
     from public.checkpoints cp
     join public.goals g on g.id = cp.goal_id and g.status = 'active'
     where cp.status = 'pending' and cp.is_final and cp.deadline <= now()
-      and not private.has_protecting_submission(cp.id, cp.deadline, p_review_grace)
+      and not private.has_protecting_submission(cp.id, cp.deadline)
     order by cp.deadline
     limit p_batch
     -- The goal's lock too: a goal's checkpoints and final are detected by one run at a time.
@@ -365,14 +365,14 @@ revoke all on function private.random_u32(), app.fix_consequence_recipients(),
 
 grant execute on function private.random_u32(), app.x_connection_in_use(uuid) to service_role;
 
-revoke all on function private.has_protecting_submission(uuid, timestamptz, interval) from public;
+revoke all on function private.has_protecting_submission(uuid, timestamptz) from public;
 
-grant execute on function private.has_protecting_submission(uuid, timestamptz, interval) to service_role;
+grant execute on function private.has_protecting_submission(uuid, timestamptz) to service_role;
 
-revoke all on function app.detect_missed_deadlines(integer, integer, integer, interval),
+revoke all on function app.detect_missed_deadlines(integer, integer, integer),
   app.claim_consequence(uuid, text, integer), app.record_transfer(uuid, text, text, bigint),
   app.finish_consequence(uuid, text, text, text, integer, text) from public;
 
-grant execute on function app.detect_missed_deadlines(integer, integer, integer, interval),
+grant execute on function app.detect_missed_deadlines(integer, integer, integer),
   app.claim_consequence(uuid, text, integer), app.record_transfer(uuid, text, text, bigint),
   app.finish_consequence(uuid, text, text, text, integer, text) to service_role;

@@ -266,7 +266,8 @@ begin
   if tg_op = 'INSERT' then
     if new.status <> 'pending' or new.ai_analysis_result is not null
        or new.human_verdict is not null or new.graded_at is not null
-       or new.captured_at is not null or new.proof_sha256 is not null or new.capture_blocked_at is not null then
+       or new.captured_at is not null or new.proof_sha256 is not null or new.capture_blocked_at is not null
+       or new.grading_attempts <> 0 or new.next_grading_at is not null then
       perform private.refuse('a submission''s grading fields are set only by the grader');
     end if;
     -- The server's clock, never the client's, decides whether proof was on time.
@@ -279,7 +280,9 @@ begin
      or new.graded_at is distinct from old.graded_at
      or new.captured_at is distinct from old.captured_at
      or new.proof_sha256 is distinct from old.proof_sha256
-     or new.capture_blocked_at is distinct from old.capture_blocked_at then
+     or new.capture_blocked_at is distinct from old.capture_blocked_at
+     or new.grading_attempts is distinct from old.grading_attempts
+     or new.next_grading_at is distinct from old.next_grading_at then
     perform private.refuse('a submission''s grading fields are set only by the grader');
   end if;
   if new.checkpoint_id is distinct from old.checkpoint_id

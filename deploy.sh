@@ -25,6 +25,7 @@ holding_cell|stripe|1|60|256Mi|public
 stripe_webhook|stripe|1|60|256Mi|public
 upload_kompromat|vault|0|60|512Mi|public
 connect_x|x,vault|0|60|256Mi|public
+contest_consequence|email|0|60|256Mi|public
 "
 
 # Secret Manager secret -> environment variable, per function.
@@ -33,11 +34,12 @@ declare -A SECRETS=(
   [grade_submission]="SUPABASE_SERVICE_ROLE_KEY GEMINI_API_KEY SENDGRID_API_KEY LINK_SIGNING_SECRET"
   [trigger_consequence]="STRIPE_SECRET_KEY SENDGRID_API_KEY KOMPROMAT_KEYS X_CLIENT_SECRET"
   [send_notification]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
-  [check_deadlines]="SUPABASE_SERVICE_ROLE_KEY SENDGRID_API_KEY LINK_SIGNING_SECRET"
+  [check_deadlines]="SUPABASE_SERVICE_ROLE_KEY GEMINI_API_KEY SENDGRID_API_KEY LINK_SIGNING_SECRET"
   [holding_cell]="STRIPE_SECRET_KEY"
   [stripe_webhook]="STRIPE_WEBHOOK_SECRET"
   [upload_kompromat]="KOMPROMAT_KEYS"
   [connect_x]="KOMPROMAT_KEYS X_CLIENT_SECRET"
+  [contest_consequence]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
 )
 # Settings read from this environment (not secret); each is required.
 REQUIRED_SETTINGS="SUPABASE_URL APP_BASE_URL CORS_ORIGINS X_CLIENT_ID X_REDIRECT_URI CHARITY_ACCOUNTS"

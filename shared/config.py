@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     vouches_per_day: int = Field(default=3, gt=0)
 
     # The consequence engine
+    contest_window_hours: float = Field(default=24, ge=0)
     roulette_odds_numerator: int = Field(default=1, ge=0)
     roulette_odds_denominator: int = Field(default=3, gt=0)
     detection_batch_size: int = Field(default=500, gt=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +38,7 @@ class CheckResult(BaseModel):
     deferred: int = 0
     reminders_queued: int = 0
     notifications: dict[str, int] = Field(default_factory=dict)
+    released: int = Field(default=0, description="Held consequences whose contest window ended uncontested")
     regraded: dict[str, int] = Field(
         default_factory=dict, description="Submissions re-graded after an outage, by resulting status"
     )
@@ -48,8 +50,13 @@ def detect(result: CheckResult, deadline: float) -> None:
     while True:
         with db.as_service() as conn:
             row = conn.execute(
-                "select app.detect_missed_deadlines(%s, %s, %s) as counts",
-                [settings.detection_batch_size, settings.roulette_odds_numerator, settings.roulette_odds_denominator],
+                "select app.detect_missed_deadlines(%s, %s, %s, %s) as counts",
+                [
+                    settings.detection_batch_size,
+                    settings.roulette_odds_numerator,
+                    settings.roulette_odds_denominator,
+                    timedelta(hours=settings.contest_window_hours),
+                ],
             ).fetchone()
         counts: dict[str, int] = row["counts"] if row else {}
         result.detected += counts.get("detected", 0)
@@ -125,6 +132,10 @@ def _dispatch_one(consequence_id: UUID, credential: str) -> tuple[str, float | N
 
 def dispatch(result: CheckResult, deadline: float) -> None:
     settings = get_settings()
+    with db.as_service() as conn:
+        # Held consequences whose contest window ended uncontested are due from now.
+        released = conn.execute("select app.release_held_consequences() as n").fetchone()
+    result.released = int(released["n"]) if released else 0
     ids = due_consequences(settings.dispatch_limit)
     if not ids:
         return

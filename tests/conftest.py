@@ -85,6 +85,8 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SUPABASE_JWT_SECRET", TEST_JWT_SECRET)
     monkeypatch.setenv("KOMPROMAT_KEYS", TEST_KOMPROMAT_KEYS)
     monkeypatch.setenv("LINK_SIGNING_SECRET", TEST_LINK_SECRET)
+    # Consequences are due as soon as they are detected, unless a test opens a contest window.
+    monkeypatch.setenv("CONTEST_WINDOW_HOURS", "0")
     # Tests that need the database take the `database` fixture, which points this at it.
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/not-a-database")
     _clear_caches()

@@ -18,6 +18,7 @@ import pytest
 FUNCTIONS = [
     "check_deadlines",
     "connect_x",
+    "contest_consequence",
     "grade_submission",
     "holding_cell",
     "send_notification",
@@ -212,6 +213,7 @@ LAZY_IMPORTS = {
     "stripe_webhook": ["stripe"],
     "upload_kompromat": ["filetype", "cryptography"],
     "connect_x": ["httpx", "cryptography"],
+    "contest_consequence": [],
 }
 
 

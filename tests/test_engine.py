@@ -425,7 +425,7 @@ def test_user_tokens_and_body_flags_are_refused(providers: Providers, owner: Con
     assert flagged.status_code == 401
     flagged = client("check_deadlines").post("/", json={"internal_call": True})
     assert flagged.status_code == 401
-    assert consequences(owner)[0]["execution_status"] == "pending"
+    assert consequences(owner)[0]["execution_status"] == row["execution_status"] == "held"  # untouched
     assert providers.stripe.created("/v1/transfers") == []
 
 

@@ -214,6 +214,10 @@ CHANGED_SINCE_MOVE = frozenset(
         # Proof protects its checkpoint only when captured in time (issue 13).
         "private.has_protecting_submission",
         "app.guard_submissions",
+        # The contest window (issue 14).
+        "app.release_held_consequences",
+        "app.contest_consequence",
+        "app.decide_consequence",
     }
 )
 

@@ -27,6 +27,7 @@ SUMMARIES = {
     "stripe_webhook": "Receive Stripe's signed events",
     "upload_kompromat": "Upload kompromat, encrypted before it is stored",
     "connect_x": "Connect or disconnect the user's X account",
+    "contest_consequence": "Contest a held consequence, once, with a reason; an operator decides",
 }
 
 

@@ -51,7 +51,9 @@ class ConsequenceNotificationData(BaseModel):
     consequence_id: UUID
     goal_title: str | None = Field(default=None, max_length=200)
     kind: Literal["monetary", "humiliation"] | None = None
-    outcome: Literal["executed", "failed", "insufficient_funds", "moved_to_email"] = "executed"
+    outcome: Literal["executed", "failed", "insufficient_funds", "moved_to_email", "canceled", "contest_upheld"] = (
+        "executed"
+    )
     amount_cents: int | None = Field(default=None, ge=0)
     charity: str | None = Field(default=None, max_length=100)
 

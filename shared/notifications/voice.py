@@ -153,6 +153,24 @@ def _contact_verification(data: ContactVerificationData, reader: Reader) -> Rend
 
 def _consequence_notification(data: ConsequenceNotificationData, reader: Reader) -> Rendered:
     goal = _goal(data)
+    if data.outcome == "canceled":
+        return (
+            "Your contest was upheld: the consequence is canceled",
+            "grudging_approval",
+            [
+                f"An operator reviewed your contest of the consequence for “{goal}” and canceled it. "
+                "Nothing will be carried out, and any stake it held is back in your holding cell.",
+            ],
+        )
+    if data.outcome == "contest_upheld":
+        return (
+            "Your contest was reviewed: the consequence stands",
+            "stern",
+            [
+                f"An operator reviewed your contest of the consequence for “{goal}” and decided it stands. "
+                "It will be carried out now.",
+            ],
+        )
     if data.outcome == "moved_to_email":
         return (
             "X refused the post; your targets were emailed instead",

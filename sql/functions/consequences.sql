@@ -32,10 +32,13 @@ $$;
 -- one statement per kind. Safe under any number of concurrent runs: rows are
 -- taken with skip locked and re-checked as they are updated. Returns counts.
 drop function if exists app.detect_missed_deadlines(integer, integer, integer, interval);
+drop function if exists app.detect_missed_deadlines(integer, integer, integer);
 create or replace function app.detect_missed_deadlines(
   p_batch integer default 500,
   p_odds_numerator integer default 1,
-  p_odds_denominator integer default 3
+  p_odds_denominator integer default 3,
+  -- Consequences are held this long for a contest (check_deadlines passes CONTEST_WINDOW_HOURS).
+  p_contest_window interval default interval '0'
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
@@ -103,14 +106,16 @@ begin
     returning checkpoint_id, outcome, consequence_id
   ), created as (
     insert into public.consequences (id, checkpoint_id, goal_id, user_id, consequence_type, monetary_amount,
-                                     charity_destination, kompromat_id, target_contact_id, roulette_roll)
+                                     charity_destination, kompromat_id, target_contact_id, roulette_roll,
+                                     execution_status, execute_after)
     select d.consequence_id, d.checkpoint_id, d.goal_id, d.user_id, d.kind::public.consequence_type_enum,
            case when d.kind = 'monetary' then d.share end,
            d.charity_destination,
            case when d.kind = 'humiliation_email' then d.minor_kompromat_id end,
            case when d.kind = 'humiliation_email' then d.target end,
            jsonb_build_object('draw', d.draw, 'odds', p_odds_numerator || '/' || p_odds_denominator,
-                              'outcome', d.outcome)
+                              'outcome', d.outcome),
+           'held'::public.execution_status_enum, now() + p_contest_window
     from decided d
     join rolls r on r.checkpoint_id = d.checkpoint_id and r.consequence_id = d.consequence_id
     on conflict (checkpoint_id, consequence_type) do nothing
@@ -166,18 +171,19 @@ begin
     from failed f
   ), created as (
     insert into public.consequences (checkpoint_id, goal_id, user_id, consequence_type, monetary_amount,
-                                     charity_destination, kompromat_id, social_platform)
+                                     charity_destination, kompromat_id, social_platform,
+                                     execution_status, execute_after)
     select f.checkpoint_id, f.id, f.user_id, 'monetary'::public.consequence_type_enum, f.reserved_cents / 100.0,
            f.charity_destination,
-           null, null
+           null, null, 'held'::public.execution_status_enum, now() + p_contest_window
     from facts f where f.reserved_cents > 0
     union all
     select f.checkpoint_id, f.id, f.user_id, 'humiliation_email'::public.consequence_type_enum, null, null,
-           f.major_kompromat_id, 'email'
+           f.major_kompromat_id, 'email', 'held'::public.execution_status_enum, now() + p_contest_window
     from facts f where f.major_kompromat_id is not null and f.has_targets
     union all
     select f.checkpoint_id, f.id, f.user_id, 'humiliation_x'::public.consequence_type_enum, null, null,
-           f.major_kompromat_id, 'x'
+           f.major_kompromat_id, 'x', 'held'::public.execution_status_enum, now() + p_contest_window
     from facts f where f.major_kompromat_id is not null and f.has_x
     on conflict (checkpoint_id, consequence_type) do nothing
     returning id
@@ -219,6 +225,8 @@ begin
       lease_expires_at = now() + make_interval(secs => p_lease_seconds)
   where id = p_consequence_id
     and ((execution_status = 'pending' and next_attempt_at <= now())
+         -- A held consequence whose contest window ended uncontested is due.
+         or (execution_status = 'held' and contest_status = 'none' and execute_after <= now())
          or (execution_status = 'executing' and lease_expires_at < now()))
   returning * into v_c;
   if not found then
@@ -357,22 +365,114 @@ as $$
                  where g.user_id = p_user_id and g.status = 'active' and g.major_kompromat_id is not null)
       or exists (select 1 from public.consequences c
                  where c.user_id = p_user_id and c.consequence_type = 'humiliation_x'
-                   and c.execution_status in ('pending', 'executing'))
+                   and c.execution_status in ('held', 'pending', 'executing'))
+$$;
+
+-- -----------------------------------------------------------------------------
+-- The contest window
+-- -----------------------------------------------------------------------------
+-- Held consequences whose window ended uncontested become due; returns how many.
+create or replace function app.release_held_consequences() returns integer
+language sql security definer
+set search_path = ''
+as $$
+  with released as (
+    update public.consequences
+    set execution_status = 'pending', next_attempt_at = now()
+    where execution_status = 'held' and contest_status = 'none' and execute_after <= now()
+    returning 1
+  )
+  select count(*)::integer from released
+$$;
+
+-- The owner contests a held consequence, once, with a reason, while its window is open. It then
+-- waits for an operator: a contest only delays, the operator decides.
+create or replace function app.contest_consequence(p_consequence_id uuid, p_user_id uuid, p_reason text)
+returns public.consequences
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_c public.consequences;
+begin
+  select * into v_c from public.consequences where id = p_consequence_id for update;
+  if not found or v_c.user_id <> p_user_id then
+    raise exception using errcode = 'P0002', message = 'no such consequence';
+  end if;
+  if v_c.contest_status <> 'none' then
+    raise exception using errcode = '55000', message = 'this consequence has already been contested';
+  end if;
+  if v_c.execution_status <> 'held' or v_c.execute_after <= now() then
+    raise exception using errcode = '55000', message = 'the contest window for this consequence has closed';
+  end if;
+  update public.consequences
+  set contest_status = 'contested', contest_reason = p_reason, contested_at = now()
+  where id = p_consequence_id
+  returning * into v_c;
+  perform app.audit('consequence', p_consequence_id, 'contested', p_user_id,
+    jsonb_build_object('reason_length', char_length(p_reason)));
+  return v_c;
+end
+$$;
+
+-- An operator decides a contested consequence: execute (upheld: it becomes due now) or cancel
+-- (overturned: it never runs, and a closed goal's stake it held goes back to the user). Once.
+create or replace function app.decide_consequence(p_consequence_id uuid, p_operator uuid, p_decision text,
+                                                  p_reason text)
+returns public.consequences
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_c public.consequences;
+begin
+  if p_decision not in ('execute', 'cancel') then
+    raise exception using errcode = '22023', message = 'the decision is execute or cancel';
+  end if;
+  select * into v_c from public.consequences where id = p_consequence_id for update;
+  if not found then
+    raise exception using errcode = 'P0002', message = 'no such consequence';
+  end if;
+  if v_c.contest_status <> 'contested' or v_c.execution_status <> 'held' then
+    raise exception using errcode = '55000', message = 'this consequence is not waiting for a decision';
+  end if;
+  update public.consequences
+  set contest_status = case when p_decision = 'execute' then 'upheld'::public.contest_status
+                            else 'overturned'::public.contest_status end,
+      execution_status = case when p_decision = 'execute' then 'pending'::public.execution_status_enum
+                              else 'canceled'::public.execution_status_enum end,
+      next_attempt_at = now(), decided_by = p_operator, decided_at = now(), decision_reason = p_reason
+  where id = p_consequence_id
+  returning * into v_c;
+  if p_decision = 'cancel' and v_c.consequence_type = 'monetary'
+     and exists (select 1 from public.goals g where g.id = v_c.goal_id and g.status in ('completed', 'failed')) then
+    perform app.release_stake(v_c.goal_id);
+  end if;
+  perform app.audit('consequence', p_consequence_id, 'decided_' || p_decision, v_c.user_id,
+    jsonb_build_object('operator', p_operator, 'reason', p_reason));
+  perform app.queue_notification('consequence_notification', v_c.user_id, v_c.id,
+    jsonb_build_object('consequence_id', v_c.id,
+                       'outcome', case when p_decision = 'execute' then 'contest_upheld' else 'canceled' end),
+    null, 'contest_decided:' || v_c.id);
+  return v_c;
+end
 $$;
 
 revoke all on function private.random_u32(), app.fix_consequence_recipients(),
-  app.x_connection_in_use(uuid) from public;
+  app.x_connection_in_use(uuid), app.release_held_consequences(), app.contest_consequence(uuid, uuid, text),
+  app.decide_consequence(uuid, uuid, text, text) from public;
 
-grant execute on function private.random_u32(), app.x_connection_in_use(uuid) to service_role;
+grant execute on function private.random_u32(), app.x_connection_in_use(uuid), app.release_held_consequences(),
+  app.contest_consequence(uuid, uuid, text), app.decide_consequence(uuid, uuid, text, text) to service_role;
 
 revoke all on function private.has_protecting_submission(uuid, timestamptz) from public;
 
 grant execute on function private.has_protecting_submission(uuid, timestamptz) to service_role;
 
-revoke all on function app.detect_missed_deadlines(integer, integer, integer),
+revoke all on function app.detect_missed_deadlines(integer, integer, integer, interval),
   app.claim_consequence(uuid, text, integer), app.record_transfer(uuid, text, text, bigint),
   app.finish_consequence(uuid, text, text, text, integer, text) from public;
 
-grant execute on function app.detect_missed_deadlines(integer, integer, integer),
+grant execute on function app.detect_missed_deadlines(integer, integer, integer, interval),
   app.claim_consequence(uuid, text, integer), app.record_transfer(uuid, text, text, bigint),
   app.finish_consequence(uuid, text, text, text, integer, text) to service_role;

@@ -92,7 +92,7 @@ set search_path = ''
 as $$
   select exists (select 1 from public.goals g where g.user_id = p_user_id and g.status = 'active')
       or exists (select 1 from public.consequences c
-                 where c.user_id = p_user_id and c.execution_status in ('pending', 'executing'))
+                 where c.user_id = p_user_id and c.execution_status in ('held', 'pending', 'executing'))
 $$;
 
 -- -----------------------------------------------------------------------------
@@ -377,7 +377,7 @@ set search_path = ''
 as $$
   select exists (select 1 from public.consequence_deliveries d
                  join public.consequences c on c.id = d.consequence_id
-                 where d.contact_id = p_contact_id and c.execution_status in ('pending', 'executing'))
+                 where d.contact_id = p_contact_id and c.execution_status in ('held', 'pending', 'executing'))
 $$;
 
 -- Verification is the contact's own act. While a user has an active goal, the

@@ -92,7 +92,7 @@ as $$
                            else (c.monetary_amount * 100)::bigint end), 0)::bigint
   from public.consequences c
   where c.goal_id = p_goal_id and c.consequence_type = 'monetary'
-    and c.execution_status in ('pending', 'executing') and c.provider_reference is null
+    and c.execution_status in ('held', 'pending', 'executing') and c.provider_reference is null
 $$;
 
 -- Releases what remains of a closed goal's stake back to available, less what

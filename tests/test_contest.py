@@ -1,0 +1,156 @@
+"""The contest window (issue 14): every consequence is held for CONTEST_WINDOW_HOURS; its owner
+may contest it once; a contested one waits for an operator; an uncontested one runs once after."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from shared.auth import mint_token
+from tests import factories as f
+from tests.conftest import Providers
+from tests.http_helpers import bearer, client
+from tests.test_engine import check, consequences, overdue_goal
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+@pytest.fixture
+def window(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTEST_WINDOW_HOURS", "24")
+
+
+def _failed_goal(owner: Conn, stake: str = "30.00") -> tuple[UUID, UUID, dict[str, Any]]:
+    user = f.user(owner)
+    goal = f.goal(owner, user, stake=stake, checkpoints=0)
+    overdue_goal(owner, goal)
+    result = check()
+    assert result["goals_failed"] == 1 and result["dispatched"] == 0
+    [row] = consequences(owner)
+    return user, goal, row
+
+
+def _contest(user: UUID, consequence: UUID, reason: Any = "I submitted on time; see my upload") -> Any:
+    body = {"consequence_id": str(consequence), "reason": reason}
+    return client("contest_consequence").post("/", json=body, headers=bearer(mint_token(str(user))))
+
+
+def _window_ends(owner: Conn) -> None:
+    owner.execute("update public.consequences set execute_after = now() - interval '1 second'")
+
+
+def test_an_uncontested_consequence_runs_once_after_its_window(providers: Providers, owner: Conn, window: None) -> None:
+    _, _, row = _failed_goal(owner)
+    assert row["execution_status"] == "held" and row["contest_status"] == "none"
+    assert check()["dispatched"] == 0  # still inside the window
+    assert providers.stripe.created("/v1/transfers") == []
+    _window_ends(owner)
+    result = check()
+    assert result["released"] == 1 and result["dispatched"] == 1
+    check()
+    assert [int(t["amount"]) for t in providers.stripe.objects["transfer"]] == [3000]
+
+
+def test_a_contested_consequence_waits_for_an_operator_however_long(
+    providers: Providers, owner: Conn, window: None
+) -> None:
+    user, _, row = _failed_goal(owner)
+    response = _contest(user, row["id"])
+    assert response.status_code == 200, response.json
+    assert response.json["contest_status"] == "contested" and response.json["execution_status"] == "held"
+    _window_ends(owner)
+    owner.execute("update public.consequences set execute_after = now() - interval '30 days'")
+    for _ in range(2):
+        assert check()["dispatched"] == 0
+    assert providers.stripe.created("/v1/transfers") == []
+    # Nor can a direct trigger run it.
+    trigger = client("trigger_consequence").post(
+        "/", json={"consequence_id": str(row["id"])}, headers=bearer(mint_token(None, role="service_role"))
+    )
+    assert trigger.status_code == 409 and providers.stripe.created("/v1/transfers") == []
+
+
+def test_an_operator_cancel_releases_the_stake_and_tells_the_user(
+    providers: Providers, owner: Conn, window: None
+) -> None:
+    user, goal, row = _failed_goal(owner)
+    assert _contest(user, row["id"]).status_code == 200
+    operator = f.user(owner, "operator")
+    owner.execute("select app.decide_consequence(%s, %s, 'cancel', 'the upload was on time')", [row["id"], operator])
+    decided = consequences(owner)[0]
+    assert (decided["execution_status"], decided["contest_status"], decided["decided_by"]) == (
+        "canceled",
+        "overturned",
+        operator,
+    )
+    cell = owner.execute("select available_cents, reserved_cents from public.holding_cells where user_id = %s", [user])
+    assert cell.fetchone() == {"available_cents": 3000, "reserved_cents": 0}
+    audit = owner.execute("select details from public.audit_log where action = 'decided_cancel'").fetchone()
+    assert audit is not None and audit["details"]["operator"] == str(operator)
+    check()
+    assert providers.stripe.created("/v1/transfers") == []
+    assert any("canceled" in providers.sendgrid.text(m).lower() for m in providers.sendgrid.mails)
+    with pytest.raises(psycopg.Error, match="not waiting for a decision"):  # once
+        owner.execute("select app.decide_consequence(%s, %s, 'execute', 'changed my mind')", [row["id"], operator])
+    assert goal
+
+
+def test_an_operator_execute_runs_it_once(providers: Providers, owner: Conn, window: None) -> None:
+    user, _, row = _failed_goal(owner)
+    assert _contest(user, row["id"]).status_code == 200
+    operator = f.user(owner, "operator")
+    owner.execute("select app.decide_consequence(%s, %s, 'execute', 'no proof was made')", [row["id"], operator])
+    check()
+    check()
+    assert [int(t["amount"]) for t in providers.stripe.objects["transfer"]] == [3000]
+    assert consequences(owner)[0]["contest_status"] == "upheld"
+
+
+def test_contests_that_are_refused(providers: Providers, owner: Conn, window: None) -> None:
+    user, _, row = _failed_goal(owner)
+    stranger = f.user(owner, "stranger")
+    cases = [
+        (_contest(stranger, row["id"]), 404, "not_found"),  # another user's consequence
+        (_contest(user, row["id"], ""), 400, "invalid_body"),  # an empty reason
+        (_contest(user, row["id"], "   "), 400, "invalid_body"),
+        (_contest(user, row["id"], "x" * 2001), 400, "invalid_body"),
+        (_contest(user, UUID(int=7)), 404, "not_found"),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.json["error"]["code"]) == (status, code), response.json
+    service = client("contest_consequence").post(
+        "/",
+        json={"consequence_id": str(row["id"]), "reason": "x"},
+        headers=bearer(mint_token(None, role="service_role")),
+    )
+    assert service.status_code == 403  # a user's act, not the service's
+    assert (
+        client("contest_consequence").post("/", json={"consequence_id": str(row["id"]), "reason": "x"}).status_code
+        == 401
+    )
+    assert _contest(user, row["id"]).status_code == 200
+    second = _contest(user, row["id"], "and another thing")
+    assert (second.status_code, second.json["error"]["code"]) == (409, "invalid_state")
+    assert consequences(owner)[0]["contest_reason"] == "I submitted on time; see my upload"
+
+
+def test_a_closed_window_cannot_be_contested(providers: Providers, owner: Conn, window: None) -> None:
+    user, _, row = _failed_goal(owner)
+    _window_ends(owner)
+    late = _contest(user, row["id"])
+    assert late.status_code == 409 and "window" in late.json["error"]["message"]
+    assert consequences(owner)[0]["contest_status"] == "none"
+
+
+def test_a_user_cannot_contest_or_decide_by_writing_the_row(providers: Providers, owner: Conn, window: None) -> None:
+    from shared import db
+
+    user, _, row = _failed_goal(owner)
+    for assignment in ("contest_status = 'overturned'", "execution_status = 'canceled'", "decided_by = user_id"):
+        with pytest.raises(psycopg.Error) as caught, db.as_user(user) as conn:
+            conn.execute(f"update public.consequences set {assignment} where id = %s", [row["id"]])
+        assert caught.value.sqlstate == "42501"
+    assert consequences(owner)[0]["contest_status"] == "none"

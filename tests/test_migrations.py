@@ -218,6 +218,8 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.release_held_consequences",
         "app.contest_consequence",
         "app.decide_consequence",
+        "app.announce_held_consequence",
+        "public.consequences consequences_announce_held",
     }
 )
 

@@ -51,9 +51,10 @@ class ConsequenceNotificationData(BaseModel):
     consequence_id: UUID
     goal_title: str | None = Field(default=None, max_length=200)
     kind: Literal["monetary", "humiliation"] | None = None
-    outcome: Literal["executed", "failed", "insufficient_funds", "moved_to_email", "canceled", "contest_upheld"] = (
-        "executed"
-    )
+    outcome: Literal[
+        "held", "executed", "failed", "insufficient_funds", "moved_to_email", "canceled", "contest_upheld"
+    ] = "executed"
+    execute_after: datetime | None = Field(default=None, description="For 'held': when it will be carried out")
     amount_cents: int | None = Field(default=None, ge=0)
     charity: str | None = Field(default=None, max_length=100)
 

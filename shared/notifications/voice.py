@@ -153,6 +153,22 @@ def _contact_verification(data: ContactVerificationData, reader: Reader) -> Rend
 
 def _consequence_notification(data: ConsequenceNotificationData, reader: Reader) -> Rendered:
     goal = _goal(data)
+    if data.outcome == "held":
+        when = _when(data.execute_after, reader.time_zone) if data.execute_after else "soon"
+        what = (
+            f"{_money(data.amount_cents)} of your stake goes to {data.charity or 'charity'}"
+            if data.kind == "monetary"
+            else "the kompromat you chose is sent as your goal's terms say"
+        )
+        return (
+            f"A consequence is coming on {when}",
+            "menacing",
+            [
+                f"You missed a deadline on “{goal}”. On {when}, {what}.",
+                "If this is wrong (you met the deadline, or our service failed you), contest it in the "
+                "app before then, saying why. A person will look at it before anything happens.",
+            ],
+        )
     if data.outcome == "canceled":
         return (
             "Your contest was upheld: the consequence is canceled",
@@ -304,8 +320,8 @@ _CONTEXT = {
     "consequence_notification": (
         "consequence_id",
         "select g.title as goal_title, c.consequence_type::text as consequence_type,"
-        " (c.monetary_amount * 100)::bigint as amount_cents, c.charity_destination::text as charity_id"
-        " from public.consequences c join public.goals g on g.id = c.goal_id where c.id = %s",
+        " (c.monetary_amount * 100)::bigint as amount_cents, c.charity_destination::text as charity_id,"
+        " c.execute_after from public.consequences c join public.goals g on g.id = c.goal_id where c.id = %s",
     ),
     "stake_released": ("goal_id", "select g.title as goal_title from public.goals g where g.id = %s"),
 }
@@ -352,6 +368,8 @@ def _with_context(conn: db.Connection, kind: str, data: dict[str, Any]) -> dict[
         merged["kind"] = "monetary" if monetary else "humiliation"
         merged["amount_cents"] = found["amount_cents"] if monetary else None
         merged["charity"] = charities.display_name(found["charity_id"]) if monetary else None
+        if found["execute_after"] is not None:
+            merged["execute_after"] = found["execute_after"].isoformat()
     return merged
 
 

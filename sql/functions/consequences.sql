@@ -352,6 +352,25 @@ begin
 end
 $$;
 
+-- The owner is told at once what will happen, when, and how to contest it: queued in the
+-- transaction that creates the held consequence.
+create or replace function app.announce_held_consequence() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if new.execution_status = 'held' and new.execute_after > now() then
+    perform app.queue_notification('consequence_notification', new.user_id, new.id,
+      jsonb_build_object('consequence_id', new.id, 'outcome', 'held'),
+      null, 'consequence_held:' || new.id);
+  end if;
+  return new;
+end
+$$;
+
+create or replace trigger consequences_announce_held after insert on public.consequences
+  for each row execute function app.announce_held_consequence();
+
 create or replace trigger consequences_fix_recipients after insert on public.consequences
   for each row execute function app.fix_consequence_recipients();
 
@@ -460,7 +479,7 @@ $$;
 
 revoke all on function private.random_u32(), app.fix_consequence_recipients(),
   app.x_connection_in_use(uuid), app.release_held_consequences(), app.contest_consequence(uuid, uuid, text),
-  app.decide_consequence(uuid, uuid, text, text) from public;
+  app.decide_consequence(uuid, uuid, text, text), app.announce_held_consequence() from public;
 
 grant execute on function private.random_u32(), app.x_connection_in_use(uuid), app.release_held_consequences(),
   app.contest_consequence(uuid, uuid, text), app.decide_consequence(uuid, uuid, text, text) to service_role;

@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     url_fetch_timeout_seconds: float = Field(default=10.0, gt=0)
     submission_bucket: str = "proofs"
     witness_link_ttl_hours: int = Field(default=168, gt=0)
+    # A witness who has not answered by then is replaced by the grader (or a person).
+    witness_response_hours: float = Field(default=72, gt=0)
 
     # Provider base URLs: tests and local development point the SDKs at loopback.
     gemini_api_base: str = "https://generativelanguage.googleapis.com"

@@ -38,6 +38,7 @@ class CheckResult(BaseModel):
     deferred: int = 0
     reminders_queued: int = 0
     notifications: dict[str, int] = Field(default_factory=dict)
+    witness_fallbacks: int = Field(default=0, description="Silent witnesses replaced by the grader this pass")
     released: int = Field(default=0, description="Held consequences whose contest window ended uncontested")
     regraded: dict[str, int] = Field(
         default_factory=dict, description="Submissions re-graded after an outage, by resulting status"
@@ -185,6 +186,7 @@ def run(_: CheckRequest | None = None) -> CheckResult:
     def regrade() -> None:
         from shared import grading
 
+        result.witness_fallbacks = grading.witness_fallback_due()
         result.regraded = grading.regrade_due(deadline)
 
     stages: list[tuple[str, Callable[[], None]]] = [

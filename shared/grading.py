@@ -213,8 +213,46 @@ def _decide(sub: dict[str, Any], evidence: tuple[bytes, str] | None) -> tuple[st
         # Submitted in time, captured late because a provider was down: a person compares.
         return _needs_review(sub, {"reason": "the proof was captured after the deadline (an outage delayed it)"})
     if sub["referee_type"] == "human_witness":
-        return _ask_witness(sub, {"outcome": "awaiting_witness"})
+        if not _witness_fell_silent(sub["id"]):
+            return _ask_witness(sub, {"outcome": "awaiting_witness"})
+        # The witness never answered: the captured proof is graded against the rubric instead, and
+        # anything the grader doubts goes to a person. A referee's silence never costs the user.
+        status, result = _ai_grade(sub, evidence)
+        return status, {**result, "witness_fallback": True}
     return _ai_grade(sub, evidence)
+
+
+def _witness_fell_silent(submission_id: UUID) -> bool:
+    with db.as_service() as conn:
+        found = conn.execute(
+            "select 1 from public.witness_requests"
+            " where submission_id = %s and used_at is null and expires_at <= now()",
+            [submission_id],
+        ).fetchone()
+    return found is not None
+
+
+def witness_fallback_due(limit: int = 100) -> int:
+    """Witness requests unanswered for WITNESS_RESPONSE_HOURS: the link dies and the submission goes
+    back to pending, so the regrading stage grades its captured proof instead. Returns how many."""
+    hours = get_settings().witness_response_hours
+    with db.as_service() as conn:
+        rows = conn.execute(
+            "with silent as (select w.id, w.submission_id from public.witness_requests w"
+            " join public.submissions s on s.id = w.submission_id"
+            " where s.status = 'awaiting_witness' and w.used_at is null"
+            " and w.created_at < now() - %s * interval '1 hour' order by w.created_at limit %s for update of w),"
+            " expired as (update public.witness_requests w set expires_at = now() from silent"
+            " where w.id = silent.id returning w.submission_id)"
+            " update public.submissions s set status = 'pending', next_grading_at = null from expired"
+            " where s.id = expired.submission_id and s.status = 'awaiting_witness' returning s.id, s.user_id",
+            [hours, limit],
+        ).fetchall()
+        for row in rows:
+            conn.execute(
+                "select app.audit('submission', %s, 'witness_silent', %s, '{}'::jsonb)", [row["id"], row["user_id"]]
+            )
+    return len(rows)
 
 
 def _needs_review(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict[str, Any]]:

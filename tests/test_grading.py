@@ -791,3 +791,57 @@ def test_a_grader_outage_from_before_the_deadline_to_30_days_after_costs_nothing
     goal = owner.execute("select status::text from public.goals").fetchone()
     assert goal == {"status": "completed"}
     assert owner.execute("select count(*) as n from public.consequences").fetchone() == {"n": 0}
+
+
+def _overdue_checkpoint_of(owner: Conn, submission: UUID, ago: str) -> None:
+    owner.execute(
+        "update public.checkpoints set deadline = now() - %s::interval"
+        " from public.submissions s where s.id = %s and checkpoints.id = s.checkpoint_id",
+        [ago, submission],
+    )
+
+
+def test_a_silent_witness_for_30_days_costs_nothing_and_the_fallback_runs_at_72_hours(
+    stack: Stack, owner: Conn, alice: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROULETTE_ODDS_NUMERATOR", "1")
+    monkeypatch.setenv("ROULETTE_ODDS_DENOMINATOR", "1")
+    submission = witness_submission(owner, stack, alice)
+    tokens = _witness_links(stack)
+    _overdue_checkpoint_of(owner, submission, "1 minute")
+    owner.execute(
+        "update public.submissions set submitted_at = now() - interval '2 minutes',"
+        " captured_at = now() - interval '2 minutes'"
+    )
+    # 71 hours of silence: the witness still has the floor; nothing is missed.
+    owner.execute("update public.witness_requests set created_at = now() - interval '71 hours'")
+    result = _check()
+    assert result["witness_fallbacks"] == 0 and result["consequences_created"] == 0
+    assert row(owner, submission)["status"] == "awaiting_witness"
+    # Past 72 hours: the captured proof is graded against the rubric instead.
+    owner.execute("update public.witness_requests set created_at = now() - interval '73 hours'")
+    stack.gemini.default = PASS
+    result = _check()
+    assert result["witness_fallbacks"] == 1 and result["regraded"] == {"passed": 1}
+    assert row(owner, submission)["checkpoint"] == "completed"
+    assert row(owner, submission)["ai_analysis_result"]["witness_fallback"] is True
+    # The witness's link is dead now; their late answer changes nothing.
+    assert _verdict(tokens["fail"], "fail").status_code == 409
+    assert row(owner, submission)["status"] == "passed"
+    assert owner.execute("select count(*) as n from public.consequences").fetchone() == {"n": 0}
+
+
+def test_a_silent_witness_whose_proof_the_grader_doubts_goes_to_a_person(
+    stack: Stack, owner: Conn, alice: UUID
+) -> None:
+    submission = witness_submission(owner, stack, alice)
+    owner.execute("update public.witness_requests set created_at = now() - interval '30 days'")
+    _overdue_checkpoint_of(owner, submission, "29 days")
+    owner.execute(
+        "update public.submissions set submitted_at = now() - interval '30 days',"
+        " captured_at = now() - interval '30 days'"
+    )
+    stack.gemini.default = UNSURE
+    result = _check()
+    assert result["regraded"] == {"needs_review": 1} and result["consequences_created"] == 0
+    assert row(owner, submission)["checkpoint"] == "pending"  # protected until a person decides

@@ -26,6 +26,7 @@ stripe_webhook|stripe|1|60|256Mi|public
 upload_kompromat|vault|0|60|512Mi|public
 connect_x|x,vault|0|60|256Mi|public
 contest_consequence|email|0|60|256Mi|public
+operator_review|email|0|60|256Mi|public
 "
 
 # Secret Manager secret -> environment variable, per function.
@@ -40,6 +41,7 @@ declare -A SECRETS=(
   [upload_kompromat]="KOMPROMAT_KEYS"
   [connect_x]="KOMPROMAT_KEYS X_CLIENT_SECRET"
   [contest_consequence]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
+  [operator_review]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
 )
 # Settings read from this environment (not secret); each is required.
 REQUIRED_SETTINGS="SUPABASE_URL APP_BASE_URL CORS_ORIGINS X_CLIENT_ID X_REDIRECT_URI CHARITY_ACCOUNTS"

@@ -38,6 +38,13 @@ class Caller:
     def is_service(self) -> bool:
         return self.role == "service_role"
 
+    @property
+    def is_operator(self) -> bool:
+        """A user whose Supabase `app_metadata.role` is `operator`: set only with the service key
+        (users cannot write app_metadata), and carried in their signed JWT."""
+        metadata = self.claims.get("app_metadata")
+        return self.role == "authenticated" and isinstance(metadata, dict) and metadata.get("role") == "operator"
+
 
 @functools.cache
 def _jwks_client() -> jwt.PyJWKClient:
@@ -189,6 +196,7 @@ def mint_token(
     ttl_seconds: int = 3600,
     email: str | None = None,
     secret: str | None = None,
+    app_metadata: dict[str, Any] | None = None,
 ) -> str:
     """Mint an HS256 token the way Supabase Auth does. For development and tests."""
     import time
@@ -209,5 +217,7 @@ def mint_token(
         claims.update(sub=subject, aud=USER_AUDIENCE)
         if email:
             claims["email"] = email
+        if app_metadata is not None:
+            claims["app_metadata"] = app_metadata
     key = secret if secret is not None else settings.supabase_jwt_secret.get_secret_value()
     return jwt.encode(claims, key, algorithm="HS256")

@@ -154,3 +154,79 @@ def test_a_user_cannot_contest_or_decide_by_writing_the_row(providers: Providers
             conn.execute(f"update public.consequences set {assignment} where id = %s", [row["id"]])
         assert caught.value.sqlstate == "42501"
     assert consequences(owner)[0]["contest_status"] == "none"
+
+
+# -----------------------------------------------------------------------------
+# operator_review
+# -----------------------------------------------------------------------------
+def _review(token: str, body: dict[str, Any]) -> Any:
+    return client("operator_review").post("/", json=body, headers=bearer(token))
+
+
+def _operator(owner: Conn) -> tuple[UUID, str]:
+    operator = f.user(owner, "operator")
+    return operator, mint_token(str(operator), app_metadata={"role": "operator"})
+
+
+def test_an_operator_lists_open_items_and_decides_a_contest_once(
+    providers: Providers, owner: Conn, window: None
+) -> None:
+    user, _, row = _failed_goal(owner)
+    assert _contest(user, row["id"], "My upload was on time").status_code == 200
+    operator, token = _operator(owner)
+    listed = _review(token, {"action": "list"})
+    assert listed.status_code == 200
+    [item] = listed.json["items"]
+    assert (item["kind"], item["id"]) == ("consequence", str(row["id"]))
+    assert item["contest_reason"] == "My upload was on time"
+    decided = _review(
+        token,
+        {"action": "decide_consequence", "consequence_id": str(row["id"]), "decision": "cancel", "reason": "on time"},
+    )
+    assert decided.status_code == 200 and decided.json["status"] == "canceled"
+    again = _review(
+        token,
+        {"action": "decide_consequence", "consequence_id": str(row["id"]), "decision": "execute", "reason": "no"},
+    )
+    assert again.status_code == 409
+    audit = owner.execute("select details from public.audit_log where action = 'decided_cancel'").fetchone()
+    assert audit is not None and audit["details"]["operator"] == str(operator)
+    assert _review(token, {"action": "list"}).json["items"] == []
+
+
+def test_an_operator_passes_a_submission_in_review_and_its_checkpoint_completes(
+    providers: Providers, owner: Conn
+) -> None:
+    user = f.user(owner)
+    goal = f.goal(owner, user, stake="5.00", checkpoints=0)
+    [final] = f.checkpoint_ids(owner, goal)
+    submission = f.submission(owner, user, final, status="needs_review")
+    _, token = _operator(owner)
+    [item] = _review(token, {"action": "list"}).json["items"]
+    assert item["kind"] == "submission" and item["rubric"] == "A full draft"
+    empty = _review(
+        token, {"action": "decide_submission", "submission_id": str(submission), "decision": "pass", "reason": " "}
+    )
+    assert empty.status_code == 400  # a reason is required
+    passed = _review(
+        token,
+        {"action": "decide_submission", "submission_id": str(submission), "decision": "pass", "reason": "it is done"},
+    )
+    assert passed.status_code == 200 and passed.json["status"] == "passed"
+    status = owner.execute("select status::text from public.goals where id = %s", [goal]).fetchone()
+    assert status == {"status": "completed"}
+
+
+def test_only_operators_may_review(providers: Providers, owner: Conn) -> None:
+    user = f.user(owner)
+    plain = mint_token(str(user))
+    self_made = mint_token(str(user), app_metadata={"role": "admin"})
+    for token in (plain, self_made, mint_token(None, role="service_role")):
+        assert _review(token, {"action": "list"}).status_code == 403
+    assert client("operator_review").post("/", json={"action": "list"}).status_code == 401
+    # A user cannot make themselves an operator through anything they can write: the role is read
+    # from app_metadata in the signed token, which only the service key sets; auth.users is not theirs.
+    from shared import db
+
+    with pytest.raises(psycopg.Error), db.as_user(user) as conn:
+        conn.execute("update auth.users set raw_user_meta_data = '{}'::jsonb where id = %s", [user])

@@ -21,6 +21,7 @@ FUNCTIONS = [
     "contest_consequence",
     "grade_submission",
     "holding_cell",
+    "operator_review",
     "send_notification",
     "stripe_webhook",
     "trigger_consequence",
@@ -214,6 +215,7 @@ LAZY_IMPORTS = {
     "upload_kompromat": ["filetype", "cryptography"],
     "connect_x": ["httpx", "cryptography"],
     "contest_consequence": [],
+    "operator_review": ["sendgrid"],
 }
 
 

@@ -219,6 +219,7 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.contest_consequence",
         "app.decide_consequence",
         "app.announce_held_consequence",
+        "app.decide_submission",
         "public.consequences consequences_announce_held",
     }
 )

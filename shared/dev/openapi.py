@@ -28,6 +28,7 @@ SUMMARIES = {
     "upload_kompromat": "Upload kompromat, encrypted before it is stored",
     "connect_x": "Connect or disconnect the user's X account",
     "contest_consequence": "Contest a held consequence, once, with a reason; an operator decides",
+    "operator_review": "Operators: list open review items, decide a submission or a contested consequence",
 }
 
 

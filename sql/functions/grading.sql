@@ -160,13 +160,44 @@ begin
 end
 $$;
 
+-- An operator decides a submission in review: pass or fail, once, with a reason, audited with
+-- the operator's id. A pass of proof made in time completes its checkpoint as if graded in time.
+create or replace function app.decide_submission(p_submission_id uuid, p_operator uuid, p_decision text,
+                                                 p_reason text)
+returns public.submissions
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_sub public.submissions;
+begin
+  if p_decision not in ('pass', 'fail') then
+    raise exception using errcode = '22023', message = 'the decision is pass or fail';
+  end if;
+  select * into v_sub from public.submissions where id = p_submission_id for update;
+  if not found then
+    raise exception using errcode = 'P0002', message = 'no such submission';
+  end if;
+  if v_sub.status <> 'needs_review' then
+    raise exception using errcode = '55000', message = 'this submission is not waiting for review';
+  end if;
+  perform app.audit('submission', p_submission_id, 'reviewed_' || p_decision, v_sub.user_id,
+    jsonb_build_object('operator', p_operator, 'reason', p_reason));
+  return app.record_grade(p_submission_id,
+    case when p_decision = 'pass' then 'passed'::public.submission_status else 'failed'::public.submission_status end,
+    coalesce(v_sub.ai_analysis_result, '{}'::jsonb)
+      || jsonb_build_object('reviewed_by', p_operator, 'review_reason', p_reason),
+    p_decision::public.verdict_enum, true);
+end
+$$;
+
 create or replace trigger submissions_guard_vouches before insert or update on public.submissions
   for each row execute function app.guard_vouches();
 
 revoke all on function app.begin_grading(uuid, boolean, interval), app.abort_grading(uuid),
   app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid, integer),
-  app.note_grading_request(uuid, uuid, integer) from public;
+  app.note_grading_request(uuid, uuid, integer), app.decide_submission(uuid, uuid, text, text) from public;
 
 grant execute on function app.begin_grading(uuid, boolean, interval), app.abort_grading(uuid),
   app.record_witness_verdict(uuid, uuid, public.verdict_enum, text), app.record_vouch(uuid, uuid, integer),
-  app.note_grading_request(uuid, uuid, integer) to service_role;
+  app.note_grading_request(uuid, uuid, integer), app.decide_submission(uuid, uuid, text, text) to service_role;

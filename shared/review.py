@@ -1,0 +1,151 @@
+"""operator_review's core: the human review queue, and an operator's decisions.
+
+Open items, oldest first: submissions in `needs_review` (vouched fails, grader doubts, witness
+fallbacks the grader doubted) and contested consequences. Each shows what a decision needs, and
+never a user's kompromat content (its type and size only). A decision is recorded once, with a
+required reason, audited with the operator's id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag
+
+from shared import db, notifications
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class ListRequest(BaseModel):
+    action: Literal["list"] = "list"
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class DecideSubmission(BaseModel):
+    action: Literal["decide_submission"]
+    submission_id: UUID
+    decision: Literal["pass", "fail"]
+    reason: Reason
+
+
+class DecideConsequence(BaseModel):
+    action: Literal["decide_consequence"]
+    consequence_id: UUID
+    decision: Literal["execute", "cancel"]
+    reason: Reason
+
+
+def _action(value: Any) -> str:
+    return str(value.get("action", "list")) if isinstance(value, dict) else str(getattr(value, "action", "list"))
+
+
+ReviewRequest = Annotated[
+    Annotated[ListRequest, Tag("list")]
+    | Annotated[DecideSubmission, Tag("decide_submission")]
+    | Annotated[DecideConsequence, Tag("decide_consequence")],
+    Discriminator(_action),
+]
+
+
+class ReviewItem(BaseModel):
+    kind: Literal["submission", "consequence"]
+    id: UUID
+    since: datetime
+    goal_title: str
+    rubric: str | None = None
+    checkpoint_title: str | None = None
+    deadline: datetime | None = None
+    submitted_at: datetime | None = None
+    proof: dict[str, Any] | None = Field(default=None, description="What was captured, and where")
+    findings: dict[str, Any] | None = Field(default=None, description="The grader's result")
+    consequence_type: str | None = None
+    amount_cents: int | None = None
+    kompromat: dict[str, Any] | None = Field(default=None, description="Type and size only, never content")
+    contest_reason: str | None = None
+
+
+class ReviewList(BaseModel):
+    items: list[ReviewItem]
+
+
+class Decision(BaseModel):
+    id: UUID
+    status: str
+    decided: Literal["pass", "fail", "execute", "cancel"]
+
+
+_SUBMISSIONS = """
+select s.id, s.graded_at as since, g.title as goal_title, g.grading_rubric as rubric,
+       cp.title as checkpoint_title, cp.deadline, s.submitted_at, s.submission_type::text as proof_type,
+       s.file_path, s.external_url, s.proof_sha256, s.captured_at, s.ai_analysis_result as findings
+from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id
+join public.goals g on g.id = cp.goal_id
+where s.status = 'needs_review' order by s.graded_at nulls first limit %s"""
+
+_CONSEQUENCES = """
+select c.id, c.contested_at as since, g.title as goal_title, c.consequence_type::text as consequence_type,
+       (c.monetary_amount * 100)::bigint as amount_cents, c.contest_reason,
+       k.file_type as kompromat_type, k.size_bytes as kompromat_bytes
+from public.consequences c join public.goals g on g.id = c.goal_id
+left join public.kompromat k on k.id = c.kompromat_id
+where c.contest_status = 'contested' and c.execution_status = 'held' order by c.contested_at limit %s"""
+
+
+def open_items(limit: int) -> ReviewList:
+    with db.as_service() as conn:
+        submissions = conn.execute(_SUBMISSIONS, [limit]).fetchall()
+        consequences = conn.execute(_CONSEQUENCES, [limit]).fetchall()
+    items = [
+        ReviewItem(
+            kind="submission",
+            id=r["id"],
+            since=r["since"] or r["submitted_at"],
+            goal_title=r["goal_title"],
+            rubric=r["rubric"],
+            checkpoint_title=r["checkpoint_title"],
+            deadline=r["deadline"],
+            submitted_at=r["submitted_at"],
+            proof={
+                "type": r["proof_type"],
+                "file_path": r["file_path"],
+                "url": r["external_url"],
+                "sha256": r["proof_sha256"],
+                "captured_at": r["captured_at"].isoformat() if r["captured_at"] else None,
+            },
+            findings=r["findings"],
+        )
+        for r in submissions
+    ] + [
+        ReviewItem(
+            kind="consequence",
+            id=r["id"],
+            since=r["since"],
+            goal_title=r["goal_title"],
+            consequence_type=r["consequence_type"],
+            amount_cents=r["amount_cents"],
+            kompromat={"type": r["kompromat_type"], "bytes": r["kompromat_bytes"]} if r["kompromat_type"] else None,
+            contest_reason=r["contest_reason"],
+        )
+        for r in consequences
+    ]
+    items.sort(key=lambda item: item.since)
+    return ReviewList(items=items[:limit])
+
+
+def decide(operator: UUID, body: DecideSubmission | DecideConsequence) -> Decision:
+    with db.as_service() as conn:
+        if isinstance(body, DecideSubmission):
+            row = conn.execute(
+                "select id, status::text as status from app.decide_submission(%s, %s, %s, %s)",
+                [body.submission_id, operator, body.decision, body.reason],
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "select id, execution_status::text as status from app.decide_consequence(%s, %s, %s, %s)",
+                [body.consequence_id, operator, body.decision, body.reason],
+            ).fetchone()
+    assert row is not None  # the functions return the row or raise
+    notifications.send_queued_about([row["id"]])
+    return Decision(id=row["id"], status=row["status"], decided=body.decision)

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
 
     # The consequence engine
     contest_window_hours: float = Field(default=24, ge=0)
+    # Human review: items older than this are reported by every check_deadlines pass
+    operator_sla_hours: float = Field(default=48, gt=0)
+    operator_email: str | None = None
     roulette_odds_numerator: int = Field(default=1, ge=0)
     roulette_odds_denominator: int = Field(default=3, gt=0)
     detection_batch_size: int = Field(default=500, gt=0)

@@ -38,6 +38,9 @@ class CheckResult(BaseModel):
     deferred: int = 0
     reminders_queued: int = 0
     notifications: dict[str, int] = Field(default_factory=dict)
+    overdue_reviews: list[dict[str, str]] = Field(
+        default_factory=list, description="Review items waiting past OPERATOR_SLA_HOURS (kind, id, since)"
+    )
     witness_fallbacks: int = Field(default=0, description="Silent witnesses replaced by the grader this pass")
     released: int = Field(default=0, description="Held consequences whose contest window ended uncontested")
     regraded: dict[str, int] = Field(
@@ -189,6 +192,18 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         result.witness_fallbacks = grading.witness_fallback_due()
         result.regraded = grading.regrade_due(deadline)
 
+    def review_sla() -> None:
+        from shared import review
+
+        items = review.overdue(settings.operator_sla_hours)
+        result.overdue_reviews = [
+            {"kind": item.kind, "id": str(item.id), "since": item.since.isoformat()} for item in items
+        ]
+        if items:
+            _logger.warning("review items past the SLA", extra={"fields": {"count": len(items)}})
+            if settings.operator_email:
+                review.email_overdue(items, settings.operator_email)
+
     stages: list[tuple[str, Callable[[], None]]] = [
         # First: proof an outage kept from its verdict is graded before detection looks.
         ("regrading", regrade),
@@ -196,6 +211,7 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         ("reminders", reminders),
         ("dispatch", lambda: dispatch(result, deadline)),
         ("notifications", send),
+        ("review_sla", review_sla),
     ]
     for name, stage in stages:
         try:

@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag
 
 from shared import db, notifications
+from shared.notifications import html
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -149,3 +150,57 @@ def decide(operator: UUID, body: DecideSubmission | DecideConsequence) -> Decisi
     assert row is not None  # the functions return the row or raise
     notifications.send_queued_about([row["id"]])
     return Decision(id=row["id"], status=row["status"], decided=body.decision)
+
+
+class OverdueItem(BaseModel):
+    kind: Literal["submission", "consequence"]
+    id: UUID
+    since: datetime
+
+
+def overdue(sla_hours: float) -> list[OverdueItem]:
+    """Open items waiting longer than the SLA, oldest first (ids and times only: no personal data)."""
+    with db.as_service() as conn:
+        rows = conn.execute(
+            "select 'submission' as kind, id, coalesce(graded_at, submitted_at) as since from public.submissions"
+            " where status = 'needs_review' and coalesce(graded_at, submitted_at) < now() - %s * interval '1 hour'"
+            " union all select 'consequence', id, contested_at from public.consequences"
+            " where contest_status = 'contested' and execution_status = 'held'"
+            " and contested_at < now() - %s * interval '1 hour' order by since limit 500",
+            [sla_hours, sla_hours],
+        ).fetchall()
+    return [OverdueItem(kind=r["kind"], id=r["id"], since=r["since"]) for r in rows]
+
+
+def email_overdue(items: list[OverdueItem], address: str) -> int:
+    """Tell the operators, once per item, what has waited past the SLA. Returns how many were new."""
+    from shared.providers import email as email_provider
+
+    with db.as_service() as conn:
+        told = conn.execute(
+            "select entity_id from public.audit_log where entity = 'review' and action = 'sla_reported'"
+            " and entity_id = any(%s)",
+            [[item.id for item in items]],
+        ).fetchall()
+    known = {r["entity_id"] for r in told}
+    new = [item for item in items if item.id not in known]
+    if not new:
+        return 0
+    lines = [f"{item.kind} {item.id}, waiting since {item.since.isoformat()}" for item in new]
+    text = "These review items have waited longer than the SLA:\n\n" + "\n".join(lines) + "\n"
+    email_provider.send(
+        email_provider.Email(
+            to=[address],
+            subject=f"{len(new)} review item(s) past the SLA",
+            text=text,
+            html=html.render("operator_sla.html", lines=lines),
+            custom_args={"type": "operator_sla"},
+        )
+    )
+    with db.as_service() as conn:
+        for item in new:
+            conn.execute(
+                "select app.audit('review', %s, 'sla_reported', null, jsonb_build_object('kind', %s::text))",
+                [item.id, item.kind],
+            )
+    return len(new)

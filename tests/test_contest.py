@@ -230,3 +230,29 @@ def test_only_operators_may_review(providers: Providers, owner: Conn) -> None:
 
     with pytest.raises(psycopg.Error), db.as_user(user) as conn:
         conn.execute("update auth.users set raw_user_meta_data = '{}'::jsonb where id = %s", [user])
+
+
+def test_review_items_past_the_sla_are_reported_every_pass_and_emailed_once(
+    providers: Providers, owner: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreviewed needs_review submission for 30 days: no consequence, and the SLA report names it."""
+    monkeypatch.setenv("OPERATOR_EMAIL", "ops@threativator.example")
+    user = f.user(owner)
+    goal = f.goal(owner, user, stake="5.00", checkpoints=0)
+    [final] = f.checkpoint_ids(owner, goal)
+    submission = f.submission(owner, user, final, status="needs_review")
+    fresh = f.submission(owner, user, final, status="needs_review")
+    owner.execute(
+        "update public.submissions set submitted_at = now() - interval '31 days',"
+        " captured_at = now() - interval '31 days', graded_at = now() - interval '30 days' where id = %s",
+        [submission],
+    )
+    owner.execute("update public.submissions set graded_at = now() where id = %s", [fresh])
+    overdue_goal(owner, goal)
+    for _ in range(2):
+        result = check()
+        assert [item["id"] for item in result["overdue_reviews"]] == [str(submission)]
+        assert result["consequences_created"] == 0
+    to_ops = [m for m in providers.sendgrid.mails if m.json["personalizations"][0]["to"][0]["email"].startswith("ops@")]
+    assert len(to_ops) == 1 and str(submission) in providers.sendgrid.text(to_ops[0])
+    assert owner.execute("select count(*) as n from public.consequences").fetchone() == {"n": 0}

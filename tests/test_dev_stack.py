@@ -35,7 +35,10 @@ def _get_json(url: str) -> tuple[int, Any]:
 def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Path, repo_root: Path) -> None:
     home = tmp_path / "home"
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SUPABASE_", "ENVIRONMENT"))}
+    # make dev as a developer runs it: its own defaults (a 24-hour contest window included).
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SUPABASE_", "ENVIRONMENT", "CONTEST_"))
+    }
     env.update(THREATIVATOR_HOME=str(home), PYTHONUNBUFFERED="1", DEV_CRON_SECONDS="2")
     proc = subprocess.Popen(
         [sys.executable, "-m", "shared.dev.cli", "dev", "--port", str(port)],
@@ -92,6 +95,7 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     assert transfers and sum(transfers) == 30.0, story
     assert "email: Dana Demo missed a deadline → carl.critic@example.com" in story
     assert "consequence_notification: sent" in story
+    assert "held for the contest window" in story  # the default window, wound forward by the demo
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
         page = response.read().decode()
     assert "<h2>Outbox (what would have been sent)</h2>" in page

@@ -162,12 +162,7 @@ def _witness_request_ids(result: dict[str, Any] | None) -> list[UUID]:
 
 def _abort(submission_id: UUID) -> None:
     with db.as_service() as conn:
-        conn.execute(
-            "update public.submissions set status = 'pending', grading_attempts = grading_attempts + 1,"
-            " next_grading_at = now() + least(interval '6 hours', interval '1 minute' * power(2, grading_attempts))"
-            " where id = %s and status = 'grading'",
-            [submission_id],
-        )
+        conn.execute("select app.abort_grading(%s)", [submission_id])
 
 
 SERVICE = Caller(role="service_role")

@@ -220,6 +220,7 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.decide_consequence",
         "app.announce_held_consequence",
         "app.decide_submission",
+        "app.abort_grading",
         "public.consequences consequences_announce_held",
     }
 )

@@ -44,12 +44,16 @@ as $$
   returning *
 $$;
 
--- Puts a submission whose grading could not finish back to pending, for a retry.
+-- Puts a submission whose grading could not finish back to pending, for a retry: the
+-- scheduler's regrading stage takes it again after a backoff (1 minute, doubling, at most 6 hours).
 create or replace function app.abort_grading(p_submission_id uuid) returns void
 language sql security definer
 set search_path = ''
 as $$
-  update public.submissions set status = 'pending' where id = p_submission_id and status = 'grading'
+  update public.submissions
+  set status = 'pending', grading_attempts = grading_attempts + 1,
+      next_grading_at = now() + least(interval '6 hours', interval '1 minute' * power(2, grading_attempts))
+  where id = p_submission_id and status = 'grading'
 $$;
 
 -- Records a witness's verdict: the request must be unused and unexpired, and

@@ -238,14 +238,42 @@ def witness_fallback_due(limit: int = 100) -> int:
             " where s.status = 'awaiting_witness' and w.used_at is null"
             " and w.created_at < now() - %s * interval '1 hour' order by w.created_at limit %s for update of w),"
             " expired as (update public.witness_requests w set expires_at = now() from silent"
-            " where w.id = silent.id returning w.submission_id)"
+            " where w.id = silent.id returning w.id, w.submission_id, w.contact_id)"
             " update public.submissions s set status = 'pending', next_grading_at = null from expired"
-            " where s.id = expired.submission_id and s.status = 'awaiting_witness' returning s.id, s.user_id",
+            " where s.id = expired.submission_id and s.status = 'awaiting_witness'"
+            " returning s.id, s.user_id, expired.id as request_id, expired.contact_id",
             [hours, limit],
         ).fetchall()
         for row in rows:
             conn.execute(
                 "select app.audit('submission', %s, 'witness_silent', %s, '{}'::jsonb)", [row["id"], row["user_id"]]
+            )
+            # Both sides are told, in the transaction that replaces the witness.
+            conn.execute(
+                "select app.queue_notification('submission_result', %s, %s, %s, null, %s)",
+                [
+                    row["user_id"],
+                    row["id"],
+                    db.Json({"submission_id": str(row["id"]), "outcome": "witness_silent"}),
+                    f"submission_result:witness_silent:{row['id']}",
+                ],
+            )
+            conn.execute(
+                "select app.queue_notification('witness_request', %s, %s, %s, %s, %s)",
+                [
+                    row["user_id"],
+                    row["request_id"],
+                    db.Json(
+                        {
+                            "submission_id": str(row["id"]),
+                            "request_id": str(row["request_id"]),
+                            "contact_id": str(row["contact_id"]),
+                            "replaced": True,
+                        }
+                    ),
+                    row["contact_id"],
+                    f"witness_request:replaced:{row['request_id']}",
+                ],
             )
     return len(rows)
 

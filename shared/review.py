@@ -54,6 +54,10 @@ class ReviewItem(BaseModel):
     kind: Literal["submission", "consequence"]
     id: UUID
     since: datetime
+    why: Literal["vouched", "witness_fallback", "late_capture", "grader_doubt", "contested"] = Field(
+        description="How it came to a person: a vouch, a silent witness, proof captured late in an outage,"
+        " the grader's doubt, or the user's contest"
+    )
     goal_title: str
     rubric: str | None = None
     checkpoint_title: str | None = None
@@ -80,7 +84,11 @@ class Decision(BaseModel):
 _SUBMISSIONS = """
 select s.id, s.graded_at as since, g.title as goal_title, g.grading_rubric as rubric,
        cp.title as checkpoint_title, cp.deadline, s.submitted_at, s.submission_type::text as proof_type,
-       s.file_path, s.external_url, s.proof_sha256, s.captured_at, s.ai_analysis_result as findings
+       s.file_path, s.external_url, s.proof_sha256, s.captured_at, s.ai_analysis_result as findings,
+       case when s.vouched_by is not null then 'vouched'
+            when coalesce((s.ai_analysis_result ->> 'witness_fallback')::boolean, false) then 'witness_fallback'
+            when s.captured_at > cp.deadline then 'late_capture'
+            else 'grader_doubt' end as why
 from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id
 join public.goals g on g.id = cp.goal_id
 where s.status = 'needs_review' order by s.graded_at nulls first limit %s"""
@@ -103,6 +111,7 @@ def open_items(limit: int) -> ReviewList:
             kind="submission",
             id=r["id"],
             since=r["since"] or r["submitted_at"],
+            why=r["why"],
             goal_title=r["goal_title"],
             rubric=r["rubric"],
             checkpoint_title=r["checkpoint_title"],
@@ -123,6 +132,7 @@ def open_items(limit: int) -> ReviewList:
             kind="consequence",
             id=r["id"],
             since=r["since"],
+            why="contested",
             goal_title=r["goal_title"],
             consequence_type=r["consequence_type"],
             amount_cents=r["amount_cents"],

@@ -177,7 +177,7 @@ def test_an_operator_lists_open_items_and_decides_a_contest_once(
     listed = _review(token, {"action": "list"})
     assert listed.status_code == 200
     [item] = listed.json["items"]
-    assert (item["kind"], item["id"]) == ("consequence", str(row["id"]))
+    assert (item["kind"], item["id"], item["why"]) == ("consequence", str(row["id"]), "contested")
     assert item["contest_reason"] == "My upload was on time"
     decided = _review(
         token,
@@ -203,7 +203,7 @@ def test_an_operator_passes_a_submission_in_review_and_its_checkpoint_completes(
     submission = f.submission(owner, user, final, status="needs_review")
     _, token = _operator(owner)
     [item] = _review(token, {"action": "list"}).json["items"]
-    assert item["kind"] == "submission" and item["rubric"] == "A full draft"
+    assert item["kind"] == "submission" and item["rubric"] == "A full draft" and item["why"] == "grader_doubt"
     empty = _review(
         token, {"action": "decide_submission", "submission_id": str(submission), "decision": "pass", "reason": " "}
     )
@@ -256,3 +256,36 @@ def test_review_items_past_the_sla_are_reported_every_pass_and_emailed_once(
     to_ops = [m for m in providers.sendgrid.mails if m.json["personalizations"][0]["to"][0]["email"].startswith("ops@")]
     assert len(to_ops) == 1 and str(submission) in providers.sendgrid.text(to_ops[0])
     assert owner.execute("select count(*) as n from public.consequences").fetchone() == {"n": 0}
+
+
+def test_an_operator_reads_nothing_of_other_users_through_rls(providers: Providers, owner: Conn, window: None) -> None:
+    """The queue is read by operator_review alone, which projects what a decision needs. Through the
+    database an operator is an ordinary user: their role claim opens no row and no guarded column."""
+    from shared import db
+    from tests.test_rls import TABLES
+
+    user, _, row = _failed_goal(owner)
+    f.kompromat(owner, user)
+    assert _contest(user, row["id"]).status_code == 200
+    operator, _ = _operator(owner)
+    claims = {
+        "sub": str(operator),
+        "role": "authenticated",
+        "aud": "authenticated",
+        "app_metadata": {"role": "operator"},
+    }
+    seen: dict[str, int] = {}
+    for table in TABLES:
+        try:
+            with db.as_role("authenticated", claims) as conn:
+                found = conn.execute(f"select count(*) as n from public.{table}").fetchone()
+                seen[table] = found["n"] if found else 0
+        except psycopg.errors.InsufficientPrivilege:
+            seen[table] = 0
+    assert seen["users"] == 1  # their own row
+    assert {table: n for table, n in seen.items() if table != "users"} == dict.fromkeys(
+        [t for t in TABLES if t != "users"], 0
+    )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), db.as_role("authenticated", claims) as conn:
+        conn.execute("update public.consequences set contest_status = 'overturned' where id = %s", [row["id"]])
+    assert consequences(owner)[0]["contest_status"] == "contested"

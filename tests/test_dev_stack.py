@@ -88,7 +88,7 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
     story = demo.stdout
-    for step in ("[1] A user signs up", "[3] A submission", "[5] The scheduler runs", "[7] The user's notifications"):
+    for step in ("[1] A user signs up", "[3] A submission", "[5] The scheduler runs", "[8] The user's notifications"):
         assert step in story
     # The roulette may take a share at checkpoint 2; the shares and the rest always add up to the stake.
     transfers = [float(amount) for amount in re.findall(r"transfer: \$(\d+\.\d\d) to GiveDirectly", story)]
@@ -96,8 +96,12 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     assert "email: Dana Demo missed a deadline → carl.critic@example.com" in story
     assert "consequence_notification: sent" in story
     assert "held for the contest window" in story  # the default window, wound forward by the demo
+    # One consequence was contested; an operator read the queue and upheld it, with a reason.
+    assert "[6] The user contests a consequence; an operator decides" in story
+    assert '"why": "contested"' in story and '"decided": "execute"' in story
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
         page = response.read().decode()
     assert "<h2>Outbox (what would have been sent)</h2>" in page
     assert "to GiveDirectly" in page and "carl.critic@example.com" in page
     assert "Write the demo chapter" in page and "Last scheduler runs" in page
+    assert "<h2>Open review items (decide with operator_review, oldest first)</h2>" in page

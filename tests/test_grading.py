@@ -825,6 +825,14 @@ def test_a_silent_witness_for_30_days_costs_nothing_and_the_fallback_runs_at_72_
     assert result["witness_fallbacks"] == 1 and result["regraded"] == {"passed": 1}
     assert row(owner, submission)["checkpoint"] == "completed"
     assert row(owner, submission)["ai_analysis_result"]["witness_fallback"] is True
+    # Both are told: the witness that their verdict is no longer asked (and no live link), the user why.
+    to_witness = [m for m in stack.sendgrid.mails if stack.sendgrid.to(m) == ["wanda@example.com"]]
+    assert len(to_witness) == 2 and "no longer needed" in to_witness[-1].json["subject"]
+    assert "token=" not in stack.sendgrid.text(to_witness[-1])
+    subjects = [m.json["subject"] for m in stack.sendgrid.mails]
+    assert sum("Your witness did not answer" in s for s in subjects) == 1
+    assert _check()["witness_fallbacks"] == 0  # once
+    assert len(stack.sendgrid.mails) == len(subjects)
     # The witness's link is dead now; their late answer changes nothing.
     assert _verdict(tokens["fail"], "fail").status_code == 409
     assert row(owner, submission)["status"] == "passed"
@@ -845,3 +853,9 @@ def test_a_silent_witness_whose_proof_the_grader_doubts_goes_to_a_person(
     result = _check()
     assert result["regraded"] == {"needs_review": 1} and result["consequences_created"] == 0
     assert row(owner, submission)["checkpoint"] == "pending"  # protected until a person decides
+    # It is in the operators' queue, named for what it is.
+    operator = f.user(owner, "operator")
+    token = mint_token(str(operator), app_metadata={"role": "operator"})
+    listed = client("operator_review").post("/", json={"action": "list"}, headers=bearer(token))
+    [item] = listed.json["items"]
+    assert (item["id"], item["why"]) == (str(submission), "witness_fallback")

@@ -44,10 +44,11 @@ def _schema_fingerprint(url: str) -> list[tuple[str, ...]]:
 
 def test_migrate_applies_everything_then_nothing(scratch_url: str) -> None:
     first = migrate.migrate(scratch_url, local=True)
+    local = sorted(f"local/{p.name}" for p in (migrate.SQL_DIR / "local").glob("*.sql"))
     assert first[0] == "local/001_supabase_standins.sql"
     numbered = sorted(p.name for p in migrate.SQL_DIR.glob("*.sql"))
     repeatable = sorted(f"functions/{p.name}" for p in (migrate.SQL_DIR / "functions").glob("*.sql"))
-    assert first[1:] == numbered + repeatable
+    assert first == local + numbered + repeatable
     fingerprint = _schema_fingerprint(scratch_url)
     assert migrate.migrate(scratch_url, local=True) == []
     assert _schema_fingerprint(scratch_url) == fingerprint

@@ -142,6 +142,7 @@ def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, 
             f"{held['n']} consequence(s) held for the contest window until {held['until']:%H:%M:%S} UTC"
             " (CONTEST_WINDOW_HOURS); the user was told, and could contest through contest_consequence"
         )
+        _contest_and_decide(http, say, user, user_id, goal_id)
         with db.as_service() as conn:
             conn.execute(
                 "update public.consequences set execute_after = now() where goal_id = %s"
@@ -194,6 +195,39 @@ def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, 
         "outbox": outbox,
         "notifications": notices,
     }
+
+
+def _contest_and_decide(http: Any, say: Narrator, user: dict[str, str], user_id: Any, goal_id: Any) -> None:
+    """The user contests the first held consequence; an operator reads the queue and upholds it."""
+    say.title("The user contests a consequence; an operator decides")
+    with db.as_service() as conn:
+        first = conn.execute(
+            "select id from public.consequences where goal_id = %s and execution_status = 'held'"
+            " order by triggered_at limit 1",
+            [goal_id],
+        ).fetchone()
+    assert first is not None
+    body = {"consequence_id": str(first["id"]), "reason": "I was working on it until the last minute."}
+    say.request("POST", "/contest_consequence", body, http.post("/contest_consequence", headers=user, json=body))
+    operator_id = uuid.uuid4()
+    with db.transaction() as conn:
+        conn.execute(
+            "insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data) values (%s, %s, now(), %s)",
+            [operator_id, f"ops-{operator_id.hex[:8]}@example.com", db.Json({"role": "operator"})],
+        )
+    operator = {
+        "Authorization": f"Bearer {mint_token(str(operator_id), app_metadata={'role': 'operator'}, ttl_seconds=900)}"
+    }
+    listed = http.post("/operator_review", headers=operator, json={"action": "list"})
+    say.request("POST", "/operator_review", {"action": "list"}, listed)
+    decision = {
+        "action": "decide_consequence",
+        "consequence_id": str(first["id"]),
+        "decision": "execute",
+        "reason": "No proof was submitted for the final deadline; working on it is not finishing it.",
+    }
+    say.request("POST", "/operator_review", decision, http.post("/operator_review", headers=operator, json=decision))
+    say.say("upheld: the contest delayed it, and the operator decided; the decision is in audit_log")
 
 
 def _settle(http: Any, service: dict[str, str], goal_id: Any, unfinished: tuple[str, ...]) -> Any:

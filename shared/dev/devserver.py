@@ -17,7 +17,7 @@ from typing import Any
 
 import flask
 
-from shared import db
+from shared import db, review
 from shared.config import get_settings
 from shared.dev import migrate
 from shared.dev.localdb import REPO_ROOT
@@ -99,6 +99,7 @@ def operator_page() -> str:
         ).fetchall()
         consequences = conn.execute(
             "select c.consequence_type::text as type, c.execution_status::text as status, c.attempts,"
+            " c.execute_after, c.contest_status::text as contest,"
             " c.monetary_amount as amount, c.provider_reference, c.last_error, c.next_attempt_at, c.executed_at,"
             " g.title as goal from public.consequences c join public.goals g on g.id = c.goal_id"
             " order by c.triggered_at desc limit 100"
@@ -118,11 +119,27 @@ def operator_page() -> str:
         }
         for r in runs
     ]
+    queue = [
+        {
+            "since": item.since,
+            "kind": item.kind,
+            "why": item.why,
+            "goal": item.goal_title,
+            "id": item.id,
+            "detail": item.contest_reason or (item.findings or {}).get("reason"),
+        }
+        for item in review.open_items(100).items
+    ]
     modes = ", ".join(f"{name}: {mode}" for name, mode in provider_modes().items())
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Threativator (development)</title>"
         f"<style>{_STYLE}</style></head><body><h1>Threativator: local stack</h1>"
         f"<p>Providers: {html.escape(modes)}. This page is read-only and exists only in development.</p>"
+        + _table(
+            "Open review items (decide with operator_review, oldest first)",
+            queue,
+            ["since", "kind", "why", "goal", "id", "detail"],
+        )
         + _table(
             "Goals and checkpoints", goals, ["goal", "goal_status", "n", "checkpoint", "deadline", "status", "final"]
         )
@@ -133,6 +150,8 @@ def operator_page() -> str:
                 "goal",
                 "type",
                 "status",
+                "execute_after",
+                "contest",
                 "attempts",
                 "amount",
                 "provider_reference",

@@ -30,7 +30,7 @@ class SubmissionResultData(BaseModel):
     submission_id: UUID
     goal_title: str | None = Field(default=None, max_length=200)
     checkpoint_title: str | None = Field(default=None, max_length=200)
-    outcome: Literal["passed", "failed", "needs_review", "awaiting_witness"]
+    outcome: Literal["passed", "failed", "needs_review", "awaiting_witness", "witness_silent"]
     feedback: str | None = Field(default=None, max_length=2000)
 
 
@@ -41,6 +41,9 @@ class WitnessRequestData(BaseModel):
     goal_title: str | None = Field(default=None, max_length=200)
     checkpoint_title: str | None = Field(default=None, max_length=200)
     owner_name: str | None = Field(default=None, max_length=100)
+    replaced: bool = Field(
+        default=False, description="The witness was silent too long: their verdict is no longer asked"
+    )
 
 
 class ContactVerificationData(BaseModel):

@@ -106,6 +106,16 @@ def _submission_result(data: SubmissionResultData, reader: Reader) -> Rendered:
                 "You may submit again before the deadline.",
             ],
         )
+    if data.outcome == "witness_silent":
+        return (
+            f"Your witness did not answer: {checkpoint}",
+            "stern",
+            [
+                f"Your witness did not give a verdict on your proof for “{checkpoint}” on “{goal}” in time.",
+                "The proof you submitted goes to the grader instead, and to a person if the grader is unsure.",
+                "Nothing is charged while it waits for a verdict.",
+            ],
+        )
     if data.outcome == "awaiting_witness":
         return (
             f"Waiting for your witness: {checkpoint}",
@@ -125,6 +135,15 @@ def _submission_result(data: SubmissionResultData, reader: Reader) -> Rendered:
 
 def _witness_request(data: WitnessRequestData, reader: Reader) -> Rendered:
     owner = data.owner_name or "A Threativator user"
+    if data.replaced:
+        return (
+            f"Your verdict for {owner} is no longer needed",
+            "stern",
+            [
+                f"You were asked for a verdict on {owner}'s proof for “{_goal(data)}”, and no answer came in time.",
+                "The proof has gone to another reviewer. The links in the earlier email no longer work.",
+            ],
+        )
     return (
         f"{owner} needs your verdict",
         "stern",
@@ -265,6 +284,8 @@ def _recipient_and_links(conn: db.Connection, row: dict[str, Any]) -> tuple[str,
         if kind == "witness_request":
             if not contact["verified"]:
                 raise Suppressed("the witness has not confirmed their address")
+            if data.get("replaced"):
+                return contact["email"], {}
             return contact["email"], links.witness_links(UUID(data["submission_id"]), UUID(data["request_id"]))
         email_provider.check_address(contact["email"])  # before a token is written for it
         token = links.new_verification_token()

@@ -219,6 +219,16 @@ if [[ -z "$ONLY" ]]; then
     "$THREATIVATOR" vault-store --check-deadlines-url "$(url_of check_deadlines)"
     unset DATABASE_URL SUPABASE_SERVICE_ROLE_KEY
   fi
+  # The Stripe webhook endpoint receives exactly the events the handler applies (one list, in
+  # shared/stripe_events.py): configured through the Stripe API, never remembered by hand.
+  echo "+ STRIPE_SECRET_KEY=<Secret Manager> ${THREATIVATOR} stripe-webhook --url $(url_of stripe_webhook)"
+  "$THREATIVATOR" stripe-webhook --url "$(url_of stripe_webhook)" --print-events
+  if [[ "$DRY_RUN" -eq 0 ]]; then
+    STRIPE_SECRET_KEY="$("$GCLOUD" secrets versions access latest --secret=STRIPE_SECRET_KEY --project="$PROJECT")"
+    export STRIPE_SECRET_KEY
+    "$THREATIVATOR" stripe-webhook --url "$(url_of stripe_webhook)"
+    unset STRIPE_SECRET_KEY
+  fi
   cat <<'BUCKETS'
 
 Storage buckets (Supabase dashboard -> Storage, or `threativator buckets --print-sql`):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -56,6 +57,12 @@ class Settings(BaseSettings):
     deposit_min_cents: int = Field(default=500, gt=0)
     deposit_max_cents: int = Field(default=1_000_000, gt=0)
     currency: str = "usd"
+    # Who pays Stripe's processing fee on a deposit (issue 18). "user": the deposit charges the
+    # stake plus a funding fee, so that after Stripe's fee the platform nets the stake exactly;
+    # "platform": the stake is charged and the platform absorbs the fee. The stake is never reduced.
+    funding_fee_payer: Literal["user", "platform"] = "user"
+    stripe_fee_percent: Decimal = Field(default=Decimal("2.9"), ge=0, lt=50)
+    stripe_fee_fixed_cents: int = Field(default=30, ge=0)
 
     # The kompromat vault: "id:base64key,id2:base64key2"; the last listed (or
     # KOMPROMAT_ACTIVE_KEY_ID) encrypts, every listed key decrypts.

@@ -46,6 +46,9 @@ class CheckResult(BaseModel):
     regraded: dict[str, int] = Field(
         default_factory=dict, description="Submissions re-graded after an outage, by resulting status"
     )
+    reconciliation: dict[str, Any] | None = Field(
+        default=None, description="The daily reconciliation with Stripe, when it ran in this pass"
+    )
     stage_failures: list[str] = Field(default_factory=list, description="Stages that failed in this pass")
 
 
@@ -204,6 +207,12 @@ def run(_: CheckRequest | None = None) -> CheckResult:
             if settings.operator_email:
                 review.email_overdue(items, settings.operator_email)
 
+    def reconcile() -> None:
+        from shared import reconciliation
+
+        done = reconciliation.run()
+        result.reconciliation = done.model_dump() if done.ran else None
+
     stages: list[tuple[str, Callable[[], None]]] = [
         # First: proof an outage kept from its verdict is graded before detection looks.
         ("regrading", regrade),
@@ -211,6 +220,8 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         ("reminders", reminders),
         ("dispatch", lambda: dispatch(result, deadline)),
         ("notifications", send),
+        # At most once a day: the ledger against Stripe's balance; differences join the review queue.
+        ("reconciliation", reconcile),
         ("review_sla", review_sla),
     ]
     for name, stage in stages:

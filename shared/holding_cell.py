@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -55,11 +56,41 @@ class Balance(BaseModel):
     balance_cents: int
 
 
+class FundingFee(BaseModel):
+    payer: Literal["user", "platform"] = Field(description="FUNDING_FEE_PAYER: who pays Stripe's processing fee")
+    fee_cents: int = Field(description="What the user pays on top of the stake (0 when the platform pays)")
+    charge_cents: int = Field(description="What the card is charged: the amount plus the fee")
+    formula: str = Field(description="How the fee is computed, in words")
+
+
 class DepositResponse(BaseModel):
     payment_intent_id: str
     client_secret: str
-    amount_cents: int
+    amount_cents: int = Field(description="What the holding cell is credited: the whole amount asked for")
+    funding_fee: FundingFee
     status: str
+
+
+def funding_fee(amount_cents: int) -> FundingFee:
+    """The fee a deposit of `amount_cents` carries. With FUNDING_FEE_PAYER=user the card is charged
+    ceil((amount + fixed) / (1 - percent/100)), the smallest charge after whose Stripe fee
+    (percent of the charge, rounded, plus fixed) the platform keeps the whole amount."""
+    settings = get_settings()
+    percent, fixed = settings.stripe_fee_percent, settings.stripe_fee_fixed_cents
+    if settings.funding_fee_payer == "platform":
+        return FundingFee(
+            payer="platform",
+            fee_cents=0,
+            charge_cents=amount_cents,
+            formula=f"none: Threativator pays Stripe's fee ({percent}% + {fixed}¢)",
+        )
+    charge = int(((Decimal(amount_cents + fixed)) / (1 - percent / 100)).to_integral_value(rounding=ROUND_CEILING))
+    return FundingFee(
+        payer="user",
+        fee_cents=charge - amount_cents,
+        charge_cents=charge,
+        formula=f"charge = ceil((amount + {fixed}¢) / (1 - {percent}%)); fee = charge - amount",
+    )
 
 
 class RefundView(BaseModel):
@@ -115,9 +146,11 @@ def deposit(user_id: UUID, email: str | None, request: DepositRequest) -> Deposi
             code="invalid_body",
         )
     key = request.idempotency_key or uuid.uuid4().hex
+    fee = funding_fee(request.amount_cents)
     try:
         intent = stripe_api.create_payment_intent(
-            amount_cents=request.amount_cents,
+            amount_cents=fee.charge_cents,
+            funding_fee_cents=fee.fee_cents,
             customer=_customer_id(user_id, email),
             user_id=str(user_id),
             idempotency_key=f"deposit-{user_id}-{key}",
@@ -135,6 +168,7 @@ def deposit(user_id: UUID, email: str | None, request: DepositRequest) -> Deposi
         payment_intent_id=intent.id,
         client_secret=intent.client_secret,
         amount_cents=request.amount_cents,
+        funding_fee=fee,
         status=intent.status,
     )
 

@@ -1,7 +1,8 @@
 """operator_review's core: the human review queue, and an operator's decisions.
 
 Open items, oldest first: submissions in `needs_review` (vouched fails, grader doubts, witness
-fallbacks the grader doubted) and contested consequences. Each shows what a decision needs, and
+fallbacks the grader doubted), contested consequences, and money items (platform losses,
+reversed charity transfers, reconciliation differences). Each shows what a decision needs, and
 never a user's kompromat content (its type and size only). A decision is recorded once, with a
 required reason, audited with the operator's id."""
 
@@ -38,6 +39,12 @@ class DecideConsequence(BaseModel):
     reason: Reason
 
 
+class ResolveMoney(BaseModel):
+    action: Literal["resolve_money"]
+    money_item_id: UUID
+    reason: Reason = Field(description="What the operator did about it (resent the transfer, wrote it off, ...)")
+
+
 def _action(value: Any) -> str:
     return str(value.get("action", "list")) if isinstance(value, dict) else str(getattr(value, "action", "list"))
 
@@ -45,20 +52,33 @@ def _action(value: Any) -> str:
 ReviewRequest = Annotated[
     Annotated[ListRequest, Tag("list")]
     | Annotated[DecideSubmission, Tag("decide_submission")]
-    | Annotated[DecideConsequence, Tag("decide_consequence")],
+    | Annotated[DecideConsequence, Tag("decide_consequence")]
+    | Annotated[ResolveMoney, Tag("resolve_money")],
     Discriminator(_action),
 ]
 
 
 class ReviewItem(BaseModel):
-    kind: Literal["submission", "consequence"]
+    kind: Literal["submission", "consequence", "money"]
     id: UUID
     since: datetime
-    why: Literal["vouched", "witness_fallback", "late_capture", "grader_doubt", "contested"] = Field(
+    why: Literal[
+        "vouched",
+        "witness_fallback",
+        "late_capture",
+        "grader_doubt",
+        "contested",
+        "platform_loss",
+        "transfer_reversed",
+        "missing_in_ledger",
+        "missing_at_stripe",
+        "amount_differs",
+        "unknown_transaction",
+    ] = Field(
         description="How it came to a person: a vouch, a silent witness, proof captured late in an outage,"
-        " the grader's doubt, or the user's contest"
+        " the grader's doubt, the user's contest, or a money item's kind"
     )
-    goal_title: str
+    goal_title: str | None = None
     rubric: str | None = None
     checkpoint_title: str | None = None
     deadline: datetime | None = None
@@ -69,6 +89,10 @@ class ReviewItem(BaseModel):
     amount_cents: int | None = None
     kompromat: dict[str, Any] | None = Field(default=None, description="Type and size only, never content")
     contest_reason: str | None = None
+    stripe_object: str | None = Field(default=None, description="Money items: the Stripe object concerned")
+    stripe_cents: int | None = Field(default=None, description="Money items: what Stripe's records say")
+    ledger_cents: int | None = Field(default=None, description="Money items: what the ledger says")
+    details: dict[str, Any] | None = None
 
 
 class ReviewList(BaseModel):
@@ -78,7 +102,7 @@ class ReviewList(BaseModel):
 class Decision(BaseModel):
     id: UUID
     status: str
-    decided: Literal["pass", "fail", "execute", "cancel"]
+    decided: Literal["pass", "fail", "execute", "cancel", "resolved"]
 
 
 _SUBMISSIONS = """
@@ -102,51 +126,82 @@ left join public.kompromat k on k.id = c.kompromat_id
 where c.contest_status = 'contested' and c.execution_status = 'held' order by c.contested_at limit %s"""
 
 
+_MONEY = """
+select id, created_at as since, kind::text as why, coalesce(details ->> 'stripe_object', source_id) as source_id,
+       cents as amount_cents, stripe_cents, ledger_cents,
+       details
+from public.money_items where resolved_at is null order by created_at limit %s"""
+
+
 def open_items(limit: int) -> ReviewList:
     with db.as_service() as conn:
         submissions = conn.execute(_SUBMISSIONS, [limit]).fetchall()
         consequences = conn.execute(_CONSEQUENCES, [limit]).fetchall()
-    items = [
-        ReviewItem(
-            kind="submission",
-            id=r["id"],
-            since=r["since"] or r["submitted_at"],
-            why=r["why"],
-            goal_title=r["goal_title"],
-            rubric=r["rubric"],
-            checkpoint_title=r["checkpoint_title"],
-            deadline=r["deadline"],
-            submitted_at=r["submitted_at"],
-            proof={
-                "type": r["proof_type"],
-                "file_path": r["file_path"],
-                "url": r["external_url"],
-                "sha256": r["proof_sha256"],
-                "captured_at": r["captured_at"].isoformat() if r["captured_at"] else None,
-            },
-            findings=r["findings"],
-        )
-        for r in submissions
-    ] + [
-        ReviewItem(
-            kind="consequence",
-            id=r["id"],
-            since=r["since"],
-            why="contested",
-            goal_title=r["goal_title"],
-            consequence_type=r["consequence_type"],
-            amount_cents=r["amount_cents"],
-            kompromat={"type": r["kompromat_type"], "bytes": r["kompromat_bytes"]} if r["kompromat_type"] else None,
-            contest_reason=r["contest_reason"],
-        )
-        for r in consequences
-    ]
+        money = conn.execute(_MONEY, [limit]).fetchall()
+    items = (
+        [
+            ReviewItem(
+                kind="submission",
+                id=r["id"],
+                since=r["since"] or r["submitted_at"],
+                why=r["why"],
+                goal_title=r["goal_title"],
+                rubric=r["rubric"],
+                checkpoint_title=r["checkpoint_title"],
+                deadline=r["deadline"],
+                submitted_at=r["submitted_at"],
+                proof={
+                    "type": r["proof_type"],
+                    "file_path": r["file_path"],
+                    "url": r["external_url"],
+                    "sha256": r["proof_sha256"],
+                    "captured_at": r["captured_at"].isoformat() if r["captured_at"] else None,
+                },
+                findings=r["findings"],
+            )
+            for r in submissions
+        ]
+        + [
+            ReviewItem(
+                kind="consequence",
+                id=r["id"],
+                since=r["since"],
+                why="contested",
+                goal_title=r["goal_title"],
+                consequence_type=r["consequence_type"],
+                amount_cents=r["amount_cents"],
+                kompromat={"type": r["kompromat_type"], "bytes": r["kompromat_bytes"]} if r["kompromat_type"] else None,
+                contest_reason=r["contest_reason"],
+            )
+            for r in consequences
+        ]
+        + [
+            ReviewItem(
+                kind="money",
+                id=r["id"],
+                since=r["since"],
+                why=r["why"],
+                amount_cents=r["amount_cents"],
+                stripe_object=r["source_id"],
+                stripe_cents=r["stripe_cents"],
+                ledger_cents=r["ledger_cents"],
+                details=r["details"],
+            )
+            for r in money
+        ]
+    )
     items.sort(key=lambda item: item.since)
     return ReviewList(items=items[:limit])
 
 
-def decide(operator: UUID, body: DecideSubmission | DecideConsequence) -> Decision:
+def decide(operator: UUID, body: DecideSubmission | DecideConsequence | ResolveMoney) -> Decision:
     with db.as_service() as conn:
+        if isinstance(body, ResolveMoney):
+            item = conn.execute(
+                "select id from app.resolve_money_item(%s, %s, %s)", [body.money_item_id, operator, body.reason]
+            ).fetchone()
+            assert item is not None  # the function returns the row or raises
+            return Decision(id=item["id"], status="resolved", decided="resolved")
         if isinstance(body, DecideSubmission):
             row = conn.execute(
                 "select id, status::text as status from app.decide_submission(%s, %s, %s, %s)",
@@ -163,7 +218,7 @@ def decide(operator: UUID, body: DecideSubmission | DecideConsequence) -> Decisi
 
 
 class OverdueItem(BaseModel):
-    kind: Literal["submission", "consequence"]
+    kind: Literal["submission", "consequence", "money"]
     id: UUID
     since: datetime
 
@@ -176,8 +231,10 @@ def overdue(sla_hours: float) -> list[OverdueItem]:
             " where status = 'needs_review' and coalesce(graded_at, submitted_at) < now() - %s * interval '1 hour'"
             " union all select 'consequence', id, contested_at from public.consequences"
             " where contest_status = 'contested' and execution_status = 'held'"
-            " and contested_at < now() - %s * interval '1 hour' order by since limit 500",
-            [sla_hours, sla_hours],
+            " and contested_at < now() - %s * interval '1 hour'"
+            " union all select 'money', id, created_at from public.money_items"
+            " where resolved_at is null and created_at < now() - %s * interval '1 hour' order by since limit 500",
+            [sla_hours, sla_hours, sla_hours],
         ).fetchall()
     return [OverdueItem(kind=r["kind"], id=r["id"], since=r["since"]) for r in rows]
 

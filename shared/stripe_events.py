@@ -21,7 +21,7 @@ from shared.log import get_logger
 
 _logger = get_logger("threativator.stripe_webhook")
 
-REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
+REFUND_EVENTS = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 # A dispute's events and the ledger step each takes (charge.dispute.closed: by its status).
 DISPUTE_STEPS = {
     "charge.dispute.created": "held",
@@ -29,6 +29,9 @@ DISPUTE_STEPS = {
     "charge.dispute.funds_reinstated": "won",
     "charge.dispute.closed": None,
 }
+# Every event the endpoint must receive, and nothing else: deploy.sh configures the Stripe
+# webhook endpoint with exactly this list (README, "Money"), and _apply handles each.
+HANDLED_EVENTS: tuple[str, ...] = ("payment_intent.succeeded", *REFUND_EVENTS, *DISPUTE_STEPS, "transfer.reversed")
 
 
 class WebhookResult(BaseModel):
@@ -91,15 +94,32 @@ def _apply(conn: db.Connection, event_type: str, obj: dict[str, Any]) -> str:
         return _refund(conn, obj)
     if event_type in DISPUTE_STEPS and obj.get("object") == "dispute":
         return _dispute(conn, event_type, obj)
-    if event_type == "transfer.reversed":
-        consequence = (obj.get("metadata") or {}).get("consequence_id")
-        conn.execute(
-            "select app.audit('transfer', null, 'reversed', null, jsonb_build_object('transfer_id', %s::text,"
-            " 'consequence_id', %s::text, 'amount_reversed', %s::bigint))",
-            [obj.get("id"), consequence, obj.get("amount_reversed")],
-        )
-        return "transfer_reversal_recorded"
+    if event_type == "transfer.reversed" and obj.get("object") == "transfer":
+        return _transfer_reversed(conn, obj)
     return "ignored"
+
+
+def _transfer_reversed(conn: db.Connection, transfer: dict[str, Any]) -> str:
+    """A charity transfer reversed, in all or part: each reversal booked once (app.record_transfer_reversal)."""
+    reversals = [r for r in ((transfer.get("reversals") or {}).get("data") or []) if isinstance(r, dict)]
+    listed = sum(int(r.get("amount") or 0) for r in reversals)
+    total = transfer.get("amount_reversed")
+    booked = 0
+    for reversal in reversals:
+        if isinstance(reversal.get("amount"), int) and reversal.get("id"):
+            row = conn.execute(
+                "select app.record_transfer_reversal(%s, %s, %s) as new",
+                [reversal["id"], transfer.get("id"), reversal["amount"]],
+            ).fetchone()
+            booked += 1 if row and row["new"] else 0
+    if isinstance(total, int) and total > listed:
+        # The event lists only the first reversals: the rest is booked under the total it reached.
+        conn.execute(
+            "select app.record_transfer_reversal(%s, %s, %s)",
+            [f"{transfer.get('id')}:upto:{total}", transfer.get("id"), total - listed],
+        )
+        booked += 1
+    return "transfer_reversal_booked" if booked else "transfer_reversal_nothing_new"
 
 
 def _credit(conn: db.Connection, intent: dict[str, Any]) -> str:
@@ -108,13 +128,22 @@ def _credit(conn: db.Connection, intent: dict[str, Any]) -> str:
         return "ignored"
     user_id = _user_of(conn, intent)
     amount = intent.get("amount_received")
+    try:
+        funding_fee = int(metadata.get("funding_fee_cents") or 0)
+    except ValueError:
+        funding_fee = -1
+    if not isinstance(amount, int) or not 0 <= funding_fee < amount:
+        user_id = None
     if user_id is None or not isinstance(amount, int) or amount <= 0:
         _logger.error("deposit for no known user", extra={"fields": {"payment_intent": intent.get("id")}})
         return "unmatched"
     if str(intent.get("currency", "")).lower() != get_settings().currency:
         _logger.error("deposit in another currency", extra={"fields": {"payment_intent": intent.get("id")}})
         return "unmatched"
-    conn.execute("select app.credit_deposit(%s, %s, %s)", [user_id, amount, intent["id"]])
+    # The stake is credited whole; a funding fee the user paid on top of it is the platform's.
+    conn.execute(
+        "select app.credit_deposit(%s, %s, %s, %s)", [user_id, amount - funding_fee, intent["id"], funding_fee]
+    )
     # Events that arrived before this payment wait for it: applied now, in its transaction.
     parked = conn.execute(
         "with waiting as (select id, type, parked_object from public.stripe_events where parked_on = %s for update)"
@@ -158,8 +187,6 @@ def _refund(conn: db.Connection, refund: dict[str, Any]) -> str:
                 [ours, status, refund.get("id"), refund.get("failure_reason")],
             )
             return f"withdrawal_refund_{status}"
-    if status != "succeeded":
-        return "ignored"
     # A refund made outside Threativator: find whose deposit it returned.
     owner = conn.execute(
         "select user_id from public.ledger_entries where entry_type = 'deposit' and stripe_object_id = %s",
@@ -168,9 +195,19 @@ def _refund(conn: db.Connection, refund: dict[str, Any]) -> str:
     if owner is None:
         # Stripe does not promise order: the payment may not have arrived yet. Parked, not lost.
         return "parked" if refund.get("payment_intent") else "unmatched"
+    if status in ("failed", "canceled"):
+        # It failed after it succeeded (or before its success arrived): Stripe has the money back.
+        conn.execute(
+            "select app.record_external_refund_failure(%s, %s, %s)",
+            [owner["user_id"], refund.get("id"), refund.get("payment_intent")],
+        )
+        return "external_refund_failed"
+    amount = refund.get("amount")
+    if not isinstance(amount, int) or amount <= 0:
+        return "ignored"
     conn.execute(
         "select app.record_external_refund(%s, %s, %s, %s)",
-        [owner["user_id"], refund.get("amount"), refund.get("id"), refund.get("payment_intent")],
+        [owner["user_id"], amount, refund.get("id"), refund.get("payment_intent")],
     )
     return "external_refund_recorded"
 

@@ -12,11 +12,13 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
@@ -86,6 +88,10 @@ class FakeStripe(_Faulty):
     requests: list[Recorded] = field(default_factory=list)
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     refund_status: str = "succeeded"
+    balance: list[dict[str, Any]] = field(default_factory=list)
+    page_size: int = 2  # small pages, so every listing is followed across pages
+    balance_pages: int = 0
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
     _by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
     _params_by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -100,7 +106,99 @@ class FakeStripe(_Faulty):
         ):
             self.server.expect_request(path, method="POST").respond_with_handler(self._handler(kind))
         self.server.expect_request("/v1/transfers", method="GET").respond_with_handler(self._list_transfers)
+        self.server.expect_request("/v1/balance_transactions", method="GET").respond_with_handler(self._list_balance)
+        self.server.expect_request("/v1/webhook_endpoints", method="GET").respond_with_handler(self._list_endpoints)
+        self.server.expect_request("/v1/webhook_endpoints", method="POST").respond_with_handler(self._create_endpoint)
+        self.server.expect_request(re.compile(r"^/v1/webhook_endpoints/[^/]+$"), method="POST").respond_with_handler(
+            self._update_endpoint
+        )
         return self
+
+    # -- The balance: a balance transaction for each movement, as Stripe lists them ----------------
+    def fee_for(self, cents: int) -> int:
+        """Stripe's standard US card fee: 2.9% + 30¢, rounded half up."""
+        return int((Decimal(cents) * Decimal("0.029")).quantize(Decimal(1), rounding=ROUND_HALF_UP)) + 30
+
+    def add_balance(self, type_: str, amount: int, source: str | dict[str, Any], fee: int = 0) -> dict[str, Any]:
+        with self.lock:
+            return self._add_balance(type_, amount, source, fee)
+
+    def _add_balance(self, type_: str, amount: int, source: str | dict[str, Any], fee: int = 0) -> dict[str, Any]:
+        n = next(self._ids)
+        txn = {
+            "id": f"txn_{n}",
+            "object": "balance_transaction",
+            "type": type_,
+            "reporting_category": type_,
+            "amount": amount,
+            "fee": fee,
+            "net": amount - fee,
+            "currency": "usd",
+            "status": "available",
+            "created": int(time.time()),
+            "source": source,
+        }
+        self.balance.append(txn)
+        return txn
+
+    def charge(self, intent: str, cents: int) -> dict[str, Any]:
+        """A card payment for `intent` lands in the balance, Stripe keeping its fee."""
+        source = {"id": f"ch_{intent}", "object": "charge", "payment_intent": intent, "amount": cents}
+        return self.add_balance("charge", cents, source, self.fee_for(cents))
+
+    def held(self) -> int:
+        """What Stripe holds: the net of every balance transaction."""
+        return sum(int(t["net"]) for t in self.balance)
+
+    def kept(self) -> int:
+        """What Stripe kept in fees."""
+        return sum(int(t["fee"]) for t in self.balance)
+
+    def _list_balance(self, request: Request) -> Response:
+        with self.lock:
+            fault = self._fault_for(request.path)
+            if isinstance(fault, int):
+                return self._error(fault)
+            low = int(request.args.get("created[gte]", 0))
+            high = int(request.args.get("created[lt]", 2**62))
+            after = request.args.get("starting_after")
+            expand = any(v == "data.source" for k, v in request.args.items(multi=True) if k.startswith("expand"))
+            rows = [t for t in reversed(self.balance) if low <= t["created"] < high]  # newest first
+            if after:
+                ids = [t["id"] for t in rows]
+                rows = rows[ids.index(after) + 1 :] if after in ids else []
+            page = rows[: min(int(request.args.get("limit", 10)), self.page_size)]
+            self.balance_pages += 1
+            data = [
+                {**t, "source": t["source"] if expand or not isinstance(t["source"], dict) else t["source"]["id"]}
+                for t in page
+            ]
+        body = {"object": "list", "data": data, "has_more": len(rows) > len(page), "url": "/v1/balance_transactions"}
+        return Response(json.dumps(body), content_type="application/json")
+
+    # -- Webhook endpoints --------------------------------------------------------------------------
+    def _list_endpoints(self, request: Request) -> Response:
+        body = {"object": "list", "data": self.endpoints, "has_more": False, "url": "/v1/webhook_endpoints"}
+        return Response(json.dumps(body), content_type="application/json")
+
+    def _create_endpoint(self, request: Request) -> Response:
+        with self.lock:
+            endpoint = {
+                "id": f"we_{next(self._ids)}",
+                "object": "webhook_endpoint",
+                "url": request.form["url"],
+                "enabled_events": _form_list(request.form, "enabled_events"),
+                "status": "enabled",
+                "secret": "whsec_created_by_the_stand_in",
+            }
+            self.endpoints.append(endpoint)
+        return Response(json.dumps(endpoint), content_type="application/json")
+
+    def _update_endpoint(self, request: Request) -> Response:
+        with self.lock:
+            endpoint = next(e for e in self.endpoints if e["id"] == request.path.rsplit("/", 1)[1])
+            endpoint["enabled_events"] = _form_list(request.form, "enabled_events")
+        return Response(json.dumps(endpoint), content_type="application/json")
 
     def created(self, path: str) -> list[Recorded]:
         """Requests that created an object (replays of a known idempotency key excluded)."""
@@ -139,6 +237,10 @@ class FakeStripe(_Faulty):
                 else:
                     obj = self._object(kind, request.form)
                     self.objects.setdefault(kind, []).append(obj)
+                    if kind == "refund" and obj["status"] in ("pending", "succeeded"):
+                        self._add_balance("refund", -obj["amount"], obj["id"])
+                    if kind == "transfer":
+                        self._add_balance("transfer", -obj["amount"], obj["id"])
                     if key:
                         self._by_key[key] = obj
                         self._params_by_key[key] = dict(request.form)
@@ -188,6 +290,12 @@ class FakeStripe(_Faulty):
             "transfer_group": form.get("transfer_group"),
             "metadata": metadata,
         }
+
+
+def _form_list(form: Any, name: str) -> list[str]:
+    """A list the SDK form-encodes as name[0]=…&name[1]=…, in order."""
+    keys = sorted((k for k in form if k.startswith(f"{name}[")), key=lambda k: int(k[len(name) + 1 : -1] or 0))
+    return [form[k] for k in keys]
 
 
 @dataclass

@@ -36,6 +36,8 @@ CHECKS = {
             > g.monetary_stake * 100""",
     "a finished consequence holds no earmark": """
         select id from public.consequences where earmarked_cents > 0 and execution_status in ('completed', 'failed')""",
+    "the books balance: what Stripe holds equals users' cells plus the platform accounts": """
+        select app.books_difference() as difference where app.books_difference() <> 0""",
     "each withdrawal debited exactly once, by its amount": """
         select w.id from public.withdrawals w
         left join public.ledger_entries le on le.reference = 'withdrawal:' || w.id

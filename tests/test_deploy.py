@@ -285,3 +285,15 @@ def test_bundle_serves_from_its_own_requirements(
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_deploy_dry_run_lists_the_stripe_events_the_handler_applies(dry_run: dict[str, Any]) -> None:
+    """The endpoint's events are configured from the handler's own list, and the dry run shows it."""
+    from shared.stripe_events import DISPUTE_STEPS, HANDLED_EVENTS, REFUND_EVENTS
+
+    [line] = [row for row in dry_run["out"].splitlines() if row.startswith("Stripe webhook endpoint ")]
+    url, _, events = line.removeprefix("Stripe webhook endpoint ").partition(" receives: ")
+    assert url == "https://europe-west1-proj.cloudfunctions.net/stripe_webhook"
+    assert events.split() == list(HANDLED_EVENTS)
+    assert {"payment_intent.succeeded", "transfer.reversed", *REFUND_EVENTS, *DISPUTE_STEPS} == set(HANDLED_EVENTS)
+    assert any(c.endswith(f"stripe-webhook --url {url}") for c in _commands(dry_run["out"]))

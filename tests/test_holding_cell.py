@@ -72,7 +72,11 @@ def test_deposit_becomes_available_only_after_signed_webhook(stripe: FakeStripe,
     assert response.status_code == 200, response.json
     assert response.json["client_secret"].startswith(response.json["payment_intent_id"])
     intent = stripe.created("/v1/payment_intents")[0]
-    assert intent.form["amount"] == "5000" and intent.form["currency"] == "usd"
+    # The card is charged the amount plus the funding fee shown (FUNDING_FEE_PAYER=user, the default).
+    fee = response.json["funding_fee"]
+    assert fee["payer"] == "user" and fee["charge_cents"] == 5000 + fee["fee_cents"] and fee["fee_cents"] > 0
+    assert intent.form["amount"] == str(fee["charge_cents"]) and intent.form["currency"] == "usd"
+    assert intent.form["metadata[funding_fee_cents]"] == str(fee["fee_cents"])
     assert intent.form["metadata[user_id]"] == str(alice)
     assert intent.headers["Idempotency-Key"] == f"deposit-{alice}-dep-00000001"
     assert stripe.created("/v1/customers")[0].headers["Idempotency-Key"] == f"customer-{alice}"
@@ -250,18 +254,17 @@ def test_external_refund_event_is_recorded_against_the_deposit(stripe: FakeStrip
     assert _balance(alice)["available_cents"] == 1800
 
 
-def test_transfer_reversal_is_recorded(stripe: FakeStripe, owner: Conn) -> None:
+def test_reversal_of_a_transfer_nobody_knows_is_booked_for_the_operators(stripe: FakeStripe, owner: Conn) -> None:
     payload = stripe_event(
         "transfer.reversed",
         {"id": "tr_9", "object": "transfer", "amount_reversed": 500, "metadata": {"consequence_id": "c1"}},
     )
-    assert _webhook(payload, stripe_signature(payload, WEBHOOK_SECRET)).json["applied"] == (
-        "transfer_reversal_recorded"
-    )
-    row = owner.execute(
-        "select action, details->>'transfer_id' as t from public.audit_log where entity = 'transfer'"
-    ).fetchone()
-    assert row == {"action": "reversed", "t": "tr_9"}
+    assert _webhook(payload, stripe_signature(payload, WEBHOOK_SECRET)).json["applied"] == "transfer_reversal_booked"
+    # Stripe has the money back: it is owed to a charity until an operator looks.
+    row = owner.execute("select account::text, amount_cents from public.platform_entries").fetchone()
+    assert row == {"account": "charity_payable", "amount_cents": 500}
+    item = owner.execute("select kind::text, source_id, cents from public.money_items").fetchone()
+    assert item == {"kind": "transfer_reversed", "source_id": "tr_9:upto:500", "cents": 500}
 
 
 def test_activation_reserves_stake_and_refuses_when_short(owner: Conn, alice: UUID) -> None:

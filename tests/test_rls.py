@@ -201,6 +201,35 @@ TABLES: dict[str, dict[str, str]] = {
         "insert": "insert into public.stripe_events (id, type) values ('evt_forged', 'x')",
         "snapshot": "select * from public.stripe_events order by id",
     },
+    "stripe_movements": {
+        "select": "select id from public.stripe_movements",
+        "update": "update public.stripe_movements set amount_cents = 0",
+        "delete": "delete from public.stripe_movements",
+        "insert": "insert into public.stripe_movements (reference, kind, amount_cents) values ('forged', 'x', 1)",
+        "snapshot": "select * from public.stripe_movements order by id",
+    },
+    "platform_entries": {
+        "select": "select id from public.platform_entries",
+        "update": "update public.platform_entries set amount_cents = 1",
+        "delete": "delete from public.platform_entries",
+        "insert": "insert into public.platform_entries (account, amount_cents, reference, reason)"
+        " values ('platform_losses', 1, 'forged', 'x')",
+        "snapshot": "select * from public.platform_entries order by id",
+    },
+    "money_items": {
+        "select": "select id from public.money_items",
+        "update": "update public.money_items set resolved_at = now(), resolution = 'x'",
+        "delete": "delete from public.money_items",
+        "insert": "insert into public.money_items (kind, source_id) values ('platform_loss', 'forged')",
+        "snapshot": "select * from public.money_items order by id",
+    },
+    "reconciliation_runs": {
+        "select": "select id from public.reconciliation_runs",
+        "update": "update public.reconciliation_runs set finished_at = now()",
+        "delete": "delete from public.reconciliation_runs",
+        "insert": "insert into public.reconciliation_runs (covered_from, covered_until) values (now(), now())",
+        "snapshot": "select * from public.reconciliation_runs order by id",
+    },
     "x_connections": {
         "select": "select user_id from public.x_connections where user_id = %(alice)s",
         "update": "update public.x_connections set scope = 'x' where user_id = %(alice)s",
@@ -370,6 +399,11 @@ OWNER_EXPECTED = {
     "grading_requests": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     # What the proof was when submitted: the service's record, never rewritten by the owner.
     "proof_captures": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    # The platform's books and the operators' money items are the service's alone (issue 18).
+    "stripe_movements": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "platform_entries": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "money_items": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "reconciliation_runs": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
 }
 
 

@@ -12,7 +12,7 @@ from shared.http import Auth, Call, endpoint
 @functions_framework.http
 @endpoint("operator_review", body=review.ReviewRequest, auth=Auth.USER)
 def operator_review(
-    call: Call[review.ListRequest | review.DecideSubmission | review.DecideConsequence],
+    call: Call[review.ListRequest | review.DecideSubmission | review.DecideConsequence | review.ResolveMoney],
 ) -> review.ReviewList | review.Decision:
     if call.caller is None or not call.caller.is_operator:
         raise forbidden("operators only")

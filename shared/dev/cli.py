@@ -155,6 +155,26 @@ def cmd_vault_store(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stripe_webhook(args: argparse.Namespace) -> int:
+    """Make Stripe's webhook endpoint at --url receive exactly the events the handler applies."""
+    from shared.stripe_events import HANDLED_EVENTS
+
+    events = list(HANDLED_EVENTS)
+    print(f"Stripe webhook endpoint {args.url} receives: {' '.join(events)}")
+    if args.print_events:
+        return 0
+    if not os.environ.get("STRIPE_SECRET_KEY"):
+        print("stripe-webhook: STRIPE_SECRET_KEY is not set", file=sys.stderr)
+        return 1
+    from shared.providers import stripe_api
+
+    endpoint_id, verb = stripe_api.upsert_webhook_endpoint(url=args.url, events=events)
+    print(f"webhook endpoint {endpoint_id} {verb}")
+    if verb == "created":
+        print("store its signing secret (Stripe Dashboard -> Webhooks) as STRIPE_WEBHOOK_SECRET in Secret Manager")
+    return 0
+
+
 def cmd_seed(_: argparse.Namespace) -> int:
     from shared.dev.seed import seed_demo
 
@@ -271,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     vlt = sub.add_parser("vault-store", help="store check_deadlines' URL and the service key in Supabase Vault")
     vlt.add_argument("--check-deadlines-url", required=True)
     vlt.set_defaults(func=cmd_vault_store)
+
+    whk = sub.add_parser("stripe-webhook", help="configure Stripe's webhook endpoint with the handled events")
+    whk.add_argument("--url", required=True, help="stripe_webhook's URL")
+    whk.add_argument("--print-events", action="store_true", help="print the events and change nothing")
+    whk.set_defaults(func=cmd_stripe_webhook)
 
     seed = sub.add_parser("seed", help="create the demo user, contacts and goal")
     seed.set_defaults(func=cmd_seed)

@@ -169,8 +169,16 @@ class Intent:
 
 
 def create_payment_intent(
-    *, amount_cents: int, customer: str | None, user_id: str, idempotency_key: str, summary: str
+    *,
+    amount_cents: int,
+    customer: str | None,
+    user_id: str,
+    idempotency_key: str,
+    summary: str,
+    funding_fee_cents: int = 0,
 ) -> Intent:
+    """A deposit's PaymentIntent for `amount_cents` (the stake plus any funding fee, which the
+    metadata carries so the webhook credits the stake whole)."""
     if dry():
         intent_id = f"dry_pi_{uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key).hex[:20]}"
         _outbox("payment_intent", user_id, summary, {"payment_intent": intent_id, "amount_cents": amount_cents})
@@ -182,7 +190,11 @@ def create_payment_intent(
                 "currency": get_settings().currency,
                 "customer": customer or "",
                 "automatic_payment_methods": {"enabled": True},
-                "metadata": {"user_id": user_id, "purpose": "holding_cell_deposit"},
+                "metadata": {
+                    "user_id": user_id,
+                    "purpose": "holding_cell_deposit",
+                    "funding_fee_cents": str(funding_fee_cents),
+                },
             },
             {"idempotency_key": idempotency_key},
         )
@@ -233,3 +245,61 @@ def verify_event(payload: bytes, signature: str) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise InvalidSignature("not a Stripe event")
     return event
+
+
+# -----------------------------------------------------------------------------
+# Reconciliation and the webhook endpoint
+# -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BalanceTransaction:
+    id: str
+    type: str
+    amount: int
+    fee: int
+    created: int
+    source: str | None
+    payment_intent: str | None  # a charge's PaymentIntent, read from the expanded source
+
+
+def balance_transactions(*, created_from: int, created_until: int) -> list[BalanceTransaction]:
+    """Every balance transaction created in [from, until), pages followed, each charge's source expanded."""
+    if dry():
+        return []
+    page = _call(
+        lambda: client().v1.balance_transactions.list(
+            {"created": {"gte": created_from, "lt": created_until}, "limit": 100, "expand": ["data.source"]}
+        )
+    )
+    found = []
+    for txn in _call(lambda: list(page.auto_paging_iter())):
+        raw = txn.to_dict()
+        source = raw.get("source")
+        source_id = source.get("id") if isinstance(source, dict) else source
+        intent = source.get("payment_intent") if isinstance(source, dict) else None
+        found.append(
+            BalanceTransaction(
+                id=str(raw["id"]),
+                type=str(raw.get("type", "")),
+                amount=int(raw.get("amount", 0)),
+                fee=int(raw.get("fee", 0)),
+                created=int(raw.get("created", 0)),
+                source=str(source_id) if source_id else None,
+                payment_intent=str(intent) if isinstance(intent, str) else None,
+            )
+        )
+    return found
+
+
+def upsert_webhook_endpoint(*, url: str, events: list[str]) -> tuple[str, str]:
+    """Make the endpoint at `url` receive exactly `events`: (endpoint id, "created" | "updated")."""
+    # The SDK types event names as literals; ours are the handler's list, which a test checks.
+    params: Any = {"enabled_events": events}
+    create: Any = {"url": url, "enabled_events": events}
+    listed = _call(lambda: client().v1.webhook_endpoints.list({"limit": 100}))
+    existing = [e for e in _call(lambda: list(listed.auto_paging_iter())) if e.url == url]
+    if existing:
+        endpoint_id = str(existing[0].id)
+        _call(lambda: client().v1.webhook_endpoints.update(endpoint_id, params))
+        return endpoint_id, "updated"
+    created = _call(lambda: client().v1.webhook_endpoints.create(create))
+    return str(created.id), "created"

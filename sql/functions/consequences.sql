@@ -266,6 +266,7 @@ begin
   update public.consequences set provider_reference = p_transfer_id, earmarked_cents = 0 where id = p_consequence_id;
   perform app.ledger_post(v_c.user_id, 'forfeit', p_amount_cents, 0, -p_amount_cents, p_amount_cents,
     'forfeit:' || p_consequence_id, v_c.goal_id, p_consequence_id, p_transfer_id);
+  perform app.stripe_moved('forfeit:' || p_consequence_id, p_transfer_id, 'transfer', -p_amount_cents, v_c.user_id);
 end
 $$;
 

@@ -64,14 +64,27 @@ begin
 end
 $$;
 
--- Credits a succeeded card payment, once per PaymentIntent.
-create or replace function app.credit_deposit(p_user_id uuid, p_amount_cents bigint, p_payment_intent_id text)
-returns boolean
-language sql security definer
+-- Credits a succeeded card payment, once per PaymentIntent: the stake part to the user's
+-- cell, a funding fee the user paid on top of it (FUNDING_FEE_PAYER=user) to the platform's
+-- funding_fees account, and the whole charge as what Stripe moved in.
+drop function if exists app.credit_deposit(uuid, bigint, text);
+create or replace function app.credit_deposit(
+  p_user_id uuid, p_amount_cents bigint, p_payment_intent_id text, p_funding_fee_cents bigint default 0
+) returns boolean
+language plpgsql security definer
 set search_path = ''
 as $$
-  select app.ledger_post(p_user_id, 'deposit', p_amount_cents, p_amount_cents, 0, 0,
-    'deposit:' || p_payment_intent_id, null, null, p_payment_intent_id)
+begin
+  if not app.ledger_post(p_user_id, 'deposit', p_amount_cents, p_amount_cents, 0, 0,
+      'deposit:' || p_payment_intent_id, null, null, p_payment_intent_id) then
+    return false;
+  end if;
+  perform app.stripe_moved('deposit:' || p_payment_intent_id, p_payment_intent_id, 'charge',
+    p_amount_cents + p_funding_fee_cents, p_user_id);
+  perform app.platform_post('funding_fees', p_funding_fee_cents, 'funding_fee:' || p_payment_intent_id,
+    'the funding fee the user paid on top of the stake', p_payment_intent_id, p_user_id);
+  return true;
+end
 $$;
 
 -- The part of a goal's stake still held in reserve.
@@ -139,15 +152,28 @@ declare
   v_take bigint;
   v_left bigint := p_amount_cents;
   v_held bigint;
+  v_lost bigint;
   v_taking record;
+  v_withdrawn boolean;
+  v_was_held boolean;
 begin
   insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
   select available_cents into v_available from public.holding_cells where user_id = p_user_id for update;
   select coalesce(sum(disputed_delta), 0) into v_held from public.ledger_entries
   where stripe_object_id = p_payment_intent_id and reference like 'dispute:' || p_dispute_id || '%';
+  v_withdrawn := exists (select 1 from public.stripe_movements where reference = 'dispute:' || p_dispute_id || ':withdrawn');
+  v_was_held := exists (select 1 from public.ledger_entries where reference like 'dispute:' || p_dispute_id || ':held%'
+                        and stripe_object_id = p_payment_intent_id)
+                or exists (select 1 from public.audit_log where entity = 'dispute' and action = 'dispute_after_payout'
+                           and details ->> 'dispute_id' = p_dispute_id);
+  if p_step = 'lost' and not v_withdrawn and not v_was_held then
+    -- Funds withdrawn before the dispute's creation arrived: hold first, then lose.
+    perform app.record_dispute(p_dispute_id, p_user_id, p_payment_intent_id, p_amount_cents, 'held');
+    select coalesce(sum(disputed_delta), 0) into v_held from public.ledger_entries
+    where stripe_object_id = p_payment_intent_id and reference like 'dispute:' || p_dispute_id || '%';
+  end if;
   if p_step = 'held' then
-    if exists (select 1 from public.ledger_entries where reference like 'dispute:' || p_dispute_id || ':held%'
-               and stripe_object_id = p_payment_intent_id) then
+    if v_was_held or v_withdrawn then
       return 0;
     end if;
     v_take := least(v_available, v_left);
@@ -169,23 +195,52 @@ begin
     return p_amount_cents - v_left;
   end if;
   if p_step = 'lost' then
-    if v_held <= 0 then
-      return 0;  -- nothing held: already debited, or nothing could be held
+    if v_withdrawn then
+      return 0;  -- already debited
     end if;
-    perform app.ledger_post(p_user_id, 'dispute_lost', v_held, 0, 0, 0,
-      'dispute:' || p_dispute_id || ':lost', null, null, p_payment_intent_id, -v_held);
+    perform app.stripe_moved('dispute:' || p_dispute_id || ':withdrawn', p_dispute_id, 'dispute', -p_amount_cents,
+      p_user_id);
+    -- Stripe withdrew p_amount_cents: what is held pays for it, anything held beyond it is freed,
+    -- and what no user held is the platform's loss.
+    v_take := least(greatest(v_held, 0), p_amount_cents);
+    if v_take > 0 then
+      perform app.ledger_post(p_user_id, 'dispute_lost', v_take, 0, 0, 0,
+        'dispute:' || p_dispute_id || ':lost', null, null, p_payment_intent_id, -v_take);
+    end if;
+    if v_held > v_take then
+      perform app.ledger_post(p_user_id, 'dispute_reinstated', v_held - v_take, v_held - v_take, 0, 0,
+        'dispute:' || p_dispute_id || ':freed', null, null, p_payment_intent_id, -(v_held - v_take));
+    end if;
+    perform app.book_platform_loss('dispute:' || p_dispute_id, p_dispute_id, p_amount_cents - v_take,
+      'a charge-back of money the user no longer holds', p_user_id);
+    return v_take;
   elsif p_step = 'won' then
     if v_held > 0 then
       perform app.ledger_post(p_user_id, 'dispute_reinstated', v_held, v_held, 0, 0,
         'dispute:' || p_dispute_id || ':won', null, null, p_payment_intent_id, -v_held);
     else
-      -- The funds were withdrawn and now come back: what was debited returns to available, once.
-      select coalesce(sum(amount_cents), 0) into v_held from public.ledger_entries
-      where stripe_object_id = p_payment_intent_id and reference = 'dispute:' || p_dispute_id || ':lost';
-      if v_held = 0 or not app.ledger_post(p_user_id, 'dispute_reinstated', v_held, v_held, 0, 0,
-          'dispute:' || p_dispute_id || ':won', null, null, p_payment_intent_id, 0) then
+      -- The funds were withdrawn and now come back, once: what the user lost returns to
+      -- available, what the platform lost returns to its loss account.
+      -- Stripe returns what it withdrew (the amount of the withdrawal, whatever this event says).
+      select coalesce(-sum(amount_cents), 0) into v_lost from public.stripe_movements
+      where reference = 'dispute:' || p_dispute_id || ':withdrawn';
+      if not v_withdrawn or not app.stripe_moved('dispute:' || p_dispute_id || ':reinstated', p_dispute_id,
+          'dispute', v_lost, p_user_id) then
         return 0;  -- nothing withdrawn, or already returned
       end if;
+      select coalesce(sum(amount_cents), 0) into v_held from public.ledger_entries
+      where stripe_object_id = p_payment_intent_id and reference = 'dispute:' || p_dispute_id || ':lost';
+      if v_held > 0 then
+        perform app.ledger_post(p_user_id, 'dispute_reinstated', v_held, v_held, 0, 0,
+          'dispute:' || p_dispute_id || ':won', null, null, p_payment_intent_id, 0);
+      end if;
+      select coalesce(-sum(amount_cents), 0) into v_lost from public.platform_entries
+      where reference = 'loss:dispute:' || p_dispute_id;
+      if v_lost > 0 then
+        perform app.platform_post('platform_losses', v_lost, 'loss_reversed:dispute:' || p_dispute_id,
+          'the charge-back was reversed and Stripe returned the money', p_dispute_id, p_user_id);
+      end if;
+      return v_held + v_lost;
     end if;
   else
     raise exception using errcode = '22023', message = 'unknown dispute step';
@@ -235,6 +290,7 @@ declare
   v_deposit record;
   v_position integer := 0;
   v_existing_amount bigint;
+  v_refund_row uuid;
 begin
   -- The cell's lock first: concurrent requests with one key wait here, then find the first one's row.
   insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
@@ -272,7 +328,9 @@ begin
     v_take := least(v_left, v_deposit.refundable);
     v_position := v_position + 1;
     insert into public.withdrawal_refunds (withdrawal_id, user_id, payment_intent_id, position, amount_cents)
-    values (v_id, p_user_id, v_deposit.intent, v_position, v_take);
+    values (v_id, p_user_id, v_deposit.intent, v_position, v_take) returning id into v_refund_row;
+    -- Money promised back to the card has left the books; a refund that fails brings it back.
+    perform app.stripe_moved('withdrawal_refund:' || v_refund_row, null, 'refund', -v_take, p_user_id);
     v_left := v_left - v_take;
   end loop;
   if v_left > 0 then
@@ -305,8 +363,11 @@ begin
   end if;
   v_rank_old := case v_row.status when 'planned' then 0 when 'pending' then 1 else 2 end;
   v_rank_new := case p_status when 'planned' then 0 when 'pending' then 1 else 2 end;
-  if v_rank_new < v_rank_old or (v_rank_old = 2 and p_status <> v_row.status) then
-    return v_row;  -- stale or out-of-order news changes nothing
+  -- A refund can fail after it succeeded (Stripe's refund.failed with a failure balance
+  -- transaction): the one move back from a final state. Anything else older changes nothing.
+  if (v_rank_new < v_rank_old or (v_rank_old = 2 and p_status <> v_row.status))
+     and not (v_row.status = 'succeeded' and p_status = 'failed') then
+    return v_row;
   end if;
   update public.withdrawal_refunds
   set status = p_status,
@@ -314,9 +375,14 @@ begin
       last_error = coalesce(p_error, last_error)
   where id = p_refund_row_id
   returning * into v_row;
+  update public.stripe_movements set source_id = v_row.stripe_refund_id
+  where reference = 'withdrawal_refund:' || v_row.id and source_id is null and v_row.stripe_refund_id is not null;
   if p_status in ('failed', 'canceled') then
-    perform app.ledger_post(v_row.user_id, 'withdrawal_reversed', v_row.amount_cents, v_row.amount_cents, 0, 0,
-      'reversal:' || v_row.id, null, null, v_row.stripe_refund_id);
+    if app.ledger_post(v_row.user_id, 'withdrawal_reversed', v_row.amount_cents, v_row.amount_cents, 0, 0,
+        'reversal:' || v_row.id, null, null, v_row.stripe_refund_id) then
+      perform app.stripe_moved('withdrawal_refund_back:' || v_row.id, v_row.stripe_refund_id, 'refund_failure',
+        v_row.amount_cents, v_row.user_id);
+    end if;
   end if;
   return v_row;
 end
@@ -366,13 +432,13 @@ declare
   v_left bigint;
   v_taking record;
 begin
-  if exists (select 1 from public.ledger_entries
-             where stripe_object_id = p_payment_intent_id and entry_type = 'refund'
-               and (reference = 'refund:' || p_refund_id or reference like 'refund:' || p_refund_id || ':goal:%')) then
-    return false;  -- already booked
-  end if;
   insert into public.holding_cells (user_id) values (p_user_id) on conflict (user_id) do nothing;
   select available_cents into v_available from public.holding_cells where user_id = p_user_id for update;
+  if exists (select 1 from public.stripe_movements
+             where reference in ('refund:' || p_refund_id, 'refund_failed:' || p_refund_id)) then
+    return false;  -- already booked, or it failed before its success arrived
+  end if;
+  perform app.stripe_moved('refund:' || p_refund_id, p_refund_id, 'refund', -p_amount_cents, p_user_id);
   v_from_available := least(v_available, p_amount_cents);
   v_left := p_amount_cents - v_from_available;
   if v_from_available > 0 then
@@ -386,11 +452,10 @@ begin
       'refund:' || p_refund_id || ':goal:' || v_taking.goal_id, v_taking.goal_id, null, p_payment_intent_id);
     v_left := v_left - v_taking.cents;
   end loop;
-  if v_left > 0 then
-    -- Money already paid out cannot be taken back from the user: refused, as before this
-    -- change; booking it as a platform loss is the ledger-agrees-with-Stripe work.
-    raise exception using errcode = '23514', message = 'the refund is larger than what the holding cell holds';
-  end if;
+  -- What the user no longer holds (the stake went to charity) is the platform's loss: booked
+  -- with its reason and put in front of the operators, never refused (Stripe already moved it).
+  perform app.book_platform_loss('refund:' || p_refund_id, p_refund_id, v_left,
+    'an outside refund of money the user no longer holds', p_user_id);
   return true;
 end
 $$;
@@ -410,7 +475,7 @@ $$;
 grant execute on function
   app.ledger_post(uuid, public.ledger_entry_type, bigint, bigint, bigint, bigint, text, uuid, uuid, text, bigint),
   app.record_dispute(text, uuid, text, bigint, text),
-  app.credit_deposit(uuid, bigint, text),
+  app.credit_deposit(uuid, bigint, text, bigint),
   app.goal_reserved_cents(uuid),
   app.release_stake(uuid),
   app.goal_owed_cents(uuid),

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # stake plus a funding fee, so that after Stripe's fee the platform nets the stake exactly;
     # "platform": the stake is charged and the platform absorbs the fee. The stake is never reduced.
     funding_fee_payer: Literal["user", "platform"] = "user"
+    # The akrasia horizon (issue 15): an easing change to an active goal takes effect this long
+    # after it is asked for, and never touches a deadline inside it.
+    change_notice_days: float = Field(default=7, ge=0, le=60)
     stripe_fee_percent: Decimal = Field(default=Decimal("2.9"), ge=0, lt=50)
     stripe_fee_fixed_cents: int = Field(default=30, ge=0)
 

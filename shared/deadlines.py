@@ -43,6 +43,7 @@ class CheckResult(BaseModel):
     )
     witness_fallbacks: int = Field(default=0, description="Silent witnesses replaced by the grader this pass")
     released: int = Field(default=0, description="Held consequences whose contest window ended uncontested")
+    goal_changes: int = Field(default=0, description="Goal changes whose notice period ended, applied or lapsed")
     regraded: dict[str, int] = Field(
         default_factory=dict, description="Submissions re-graded after an outage, by resulting status"
     )
@@ -213,8 +214,15 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         done = reconciliation.run()
         result.reconciliation = done.model_dump() if done.ran else None
 
+    def goal_changes() -> None:
+        from shared import goal_changes as changes
+
+        result.goal_changes = changes.apply_due()
+
     stages: list[tuple[str, Callable[[], None]]] = [
-        # First: proof an outage kept from its verdict is graded before detection looks.
+        # Changes whose notice ran out apply before detection looks at the deadlines they move.
+        ("goal_changes", goal_changes),
+        # Then: proof an outage kept from its verdict is graded before detection looks.
         ("regrading", regrade),
         ("detection", lambda: detect(result, deadline)),
         ("reminders", reminders),

@@ -93,11 +93,13 @@ _DB_RULE_STATUS = {
     "23514": (400, "rule_violated"),
     "23502": (400, "missing_value"),
     "22P02": (400, "invalid_value"),
+    "22023": (400, "invalid_value"),
     "42501": (403, "forbidden"),
     "P0002": (404, "not_found"),
     "55000": (409, "invalid_state"),
     "TI001": (422, "idempotency_key_reused"),
     "TI003": (429, "rate_limited"),
+    "TI004": (402, "insufficient_funds"),
 }
 # What the page reads when PostgreSQL itself (not our SQL) refused: its own messages name
 # constraints, tables and columns, which never leave the service.

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 FUNCTIONS = [
+    "change_goal",
     "check_deadlines",
     "connect_x",
     "contest_consequence",
@@ -209,13 +210,23 @@ LAZY_IMPORTS = {
     "grade_submission": ["google.genai", "supabase", "bs4", "docx", "filetype", "sendgrid", "urllib3"],
     "trigger_consequence": ["stripe", "sendgrid", "tweepy", "httpx", "google.oauth2.id_token", "cryptography"],
     "send_notification": ["sendgrid", "google.oauth2.id_token"],
-    "check_deadlines": ["sendgrid", "google.oauth2.id_token", "httpx", "google.genai", "supabase", "bs4", "urllib3"],
+    "check_deadlines": [
+        "sendgrid",
+        "google.oauth2.id_token",
+        "httpx",
+        "google.genai",
+        "supabase",
+        "bs4",
+        "urllib3",
+        "stripe",
+    ],
     "holding_cell": ["stripe"],
     "stripe_webhook": ["stripe"],
     "upload_kompromat": ["filetype", "cryptography"],
     "connect_x": ["httpx", "cryptography"],
     "contest_consequence": [],
     "operator_review": ["sendgrid"],
+    "change_goal": [],
 }
 
 

@@ -99,6 +99,9 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     # One consequence was contested; an operator read the queue and upheld it, with a reason.
     assert "[6] The user contests a consequence; an operator decides" in story
     assert '"why": "contested"' in story and '"decided": "execute"' in story
+    # A pause asked for with notice waits it out, then applies (the akrasia horizon).
+    assert "[9] Life happens: a pause, asked for with notice" in story
+    assert "pause request: applied" in story
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
         page = response.read().decode()
     assert "<h2>Outbox (what would have been sent)</h2>" in page

@@ -237,6 +237,13 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.books",
         "app.books_difference",
         "app.resolve_money_item",
+        # The akrasia horizon (issue 15).
+        "private.refuse_inside_horizon",
+        "private.goal_checkpoint",
+        "private.apply_goal_change",
+        "app.request_goal_change",
+        "app.apply_due_goal_changes",
+        "app.cancel_goal_change",
     }
 )
 

@@ -52,6 +52,11 @@ def world(owner: Conn) -> World:
     owner.execute("select app.record_stripe_event('evt_1', 'payment_intent.succeeded', 'pi_1')")
     owner.execute("insert into public.notifications (type, user_id, dedupe_key) values ('spared', %s, 'k1')", [alice])
     owner.execute("insert into public.dev_outbox (channel, summary) values ('email', 'hello')")
+    owner.execute(
+        "insert into public.goal_change_requests (goal_id, user_id, change_type, change, effective_at)"
+        " values (%s, %s, 'cancel_goal', '{}', now() + interval '7 days')",
+        [goal, alice],
+    )
     owner.execute("insert into public.contact_suppressions (user_id, mailbox) values (%s, 'gone@example.com')", [alice])
     owner.execute("insert into public.grading_requests (user_id, submission_id) values (%s, %s)", [alice, submission])
     owner.execute(
@@ -200,6 +205,14 @@ TABLES: dict[str, dict[str, str]] = {
         "delete": "delete from public.stripe_events",
         "insert": "insert into public.stripe_events (id, type) values ('evt_forged', 'x')",
         "snapshot": "select * from public.stripe_events order by id",
+    },
+    "goal_change_requests": {
+        "select": "select id from public.goal_change_requests where user_id = %(alice)s",
+        "update": "update public.goal_change_requests set status = 'applied' where user_id = %(alice)s",
+        "delete": "delete from public.goal_change_requests where user_id = %(alice)s",
+        "insert": "insert into public.goal_change_requests (goal_id, user_id, change_type, change, effective_at)"
+        " values (%(goal)s, %(alice)s, 'pause', '{}', now())",
+        "snapshot": "select * from public.goal_change_requests order by id",
     },
     "stripe_movements": {
         "select": "select id from public.stripe_movements",
@@ -399,6 +412,8 @@ OWNER_EXPECTED = {
     "grading_requests": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     # What the proof was when submitted: the service's record, never rewritten by the owner.
     "proof_captures": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    # The owner reads their change requests; only change_goal writes them (issue 15).
+    "goal_change_requests": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
     # The platform's books and the operators' money items are the service's alone (issue 18).
     "stripe_movements": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "platform_entries": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},

@@ -17,6 +17,7 @@ from typing import Any
 
 from shared import db
 from shared.auth import mint_token
+from shared.config import get_settings
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"demo kompromat, not a real photo" * 4
 
@@ -187,6 +188,7 @@ def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, 
     say.title("The user's notifications")
     for notice in notices:
         say.say(f"{notice['type']}: {notice['status']}")
+    _pause_with_notice(http, say, user, user_id, email, service)
     print("\nDone. The operator page shows it all: " + base_url + "/", flush=True)
     return {
         "user_id": str(user_id),
@@ -195,6 +197,56 @@ def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, 
         "outbox": outbox,
         "notifications": notices,
     }
+
+
+def _pause_with_notice(
+    http: Any, say: Narrator, user: dict[str, str], user_id: Any, email: str, service: dict[str, str]
+) -> None:
+    """A second goal; the user asks for a pause, which waits out the notice period, then applies."""
+    say.title("Life happens: a pause, asked for with notice (the akrasia horizon)")
+    now = datetime.now(UTC)
+    with db.as_user(user_id, email=email) as conn:
+        goal = conn.execute(
+            "insert into public.goals (user_id, title, final_deadline, grading_rubric, referee_type, monetary_stake,"
+            " charity_destination) values (%s, 'Finish the second draft', %s, 'A revised manuscript', 'ai', 0,"
+            " 'givedirectly') returning id",
+            [user_id, now + timedelta(days=30)],
+        ).fetchone()
+        assert goal is not None
+        conn.execute(
+            "insert into public.checkpoints (goal_id, title, deadline, order_position) values (%s, 'Half way', %s, 1)",
+            [goal["id"], now + timedelta(days=15)],
+        )
+    with db.as_service() as conn:
+        conn.execute("select app.activate_goal(%s)", [goal["id"]])
+    start = now + timedelta(days=get_settings().change_notice_days, hours=1)
+    body = {
+        "action": "request",
+        "goal_id": str(goal["id"]),
+        "change": {"type": "pause", "from": start.isoformat(), "until": (start + timedelta(days=5)).isoformat()},
+    }
+    asked = http.post("/change_goal", headers=user, json=body)
+    say.request("POST", "/change_goal", body, asked)
+    say.say(
+        f"the pause waits out CHANGE_NOTICE_DAYS ({get_settings().change_notice_days:g} days): it takes effect at "
+        f"{asked.json().get('effective_at')}; every deadline before then stays due"
+    )
+    with db.as_service() as conn:
+        conn.execute(
+            "update public.goal_change_requests set effective_at = now() where goal_id = %s and status = 'pending'",
+            [goal["id"]],
+        )
+    say.say("the demo winds the notice period forward; the scheduler's next pass applies it")
+    checked = http.post("/check_deadlines", headers=service, json={"source": "demo"})
+    say.say(f"check_deadlines applied {checked.json().get('goal_changes')} change(s)")
+    listed = http.post("/change_goal", headers=user, json={"action": "list", "goal_id": str(goal["id"])})
+    say.request("POST", "/change_goal", {"action": "list", "goal_id": str(goal["id"])}, listed)
+    say.say(f"pause request: {listed.json()['requests'][0]['status']}")
+    with db.as_service() as conn:
+        for cp in conn.execute(
+            "select title, deadline from public.checkpoints where goal_id = %s order by order_position", [goal["id"]]
+        ).fetchall():
+            say.say(f"{cp['title']}: now due {cp['deadline']:%Y-%m-%d %H:%M} UTC (5 days later)")
 
 
 def _contest_and_decide(http: Any, say: Narrator, user: dict[str, str], user_id: Any, goal_id: Any) -> None:

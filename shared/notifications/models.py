@@ -74,6 +74,15 @@ class StakeReleasedData(BaseModel):
     amount_cents: int = Field(ge=0)
 
 
+class GoalChangedData(BaseModel):
+    request_id: UUID
+    outcome: Literal["scheduled", "applied", "lapsed"]
+    goal_title: str | None = Field(default=None, max_length=200)
+    change_type: str | None = Field(default=None, max_length=40)
+    effective_at: datetime | None = None
+    reason: str | None = Field(default=None, max_length=200)
+
+
 class _Base(BaseModel):
     user_id: UUID
     dedupe_key: DedupeKey | None = None
@@ -114,6 +123,11 @@ class StakeReleased(_Base):
     template_data: StakeReleasedData
 
 
+class GoalChanged(_Base):
+    type: Literal["goal_changed"]
+    template_data: GoalChangedData
+
+
 AnyNotification = (
     DeadlineReminder
     | SubmissionResult
@@ -122,6 +136,7 @@ AnyNotification = (
     | ConsequenceNotification
     | Spared
     | StakeReleased
+    | GoalChanged
 )
 NotificationRequest = Annotated[AnyNotification, Field(discriminator="type")]
 
@@ -133,6 +148,7 @@ SUBJECT_FIELD = {
     "consequence_notification": "consequence_id",
     "spared": "checkpoint_id",
     "stake_released": "goal_id",
+    "goal_changed": "request_id",
 }
 DATA_MODEL: dict[str, type[BaseModel]] = {
     "deadline_reminder": DeadlineReminderData,
@@ -142,6 +158,7 @@ DATA_MODEL: dict[str, type[BaseModel]] = {
     "consequence_notification": ConsequenceNotificationData,
     "spared": SparedData,
     "stake_released": StakeReleasedData,
+    "goal_changed": GoalChangedData,
 }
 # Reminders can be muted; notices about consequences and money cannot.
 MUTABLE = frozenset({"deadline_reminder"})

@@ -21,6 +21,7 @@ from shared.notifications.models import (
     ConsequenceNotificationData,
     ContactVerificationData,
     DeadlineReminderData,
+    GoalChangedData,
     SparedData,
     StakeReleasedData,
     SubmissionResultData,
@@ -261,6 +262,39 @@ def _stake_released(data: StakeReleasedData, reader: Reader) -> Rendered:
     )
 
 
+_CHANGE_WORDS = {
+    "pause": "pause it",
+    "extend_deadline": "move a deadline later",
+    "lower_stake": "lower the stake",
+    "remove_checkpoint": "remove a checkpoint",
+    "cancel_goal": "cancel it",
+    "raise_stake": "raise the stake",
+    "add_checkpoint": "add a checkpoint",
+    "earlier_deadline": "move a deadline earlier",
+}
+
+
+def _goal_changed(data: GoalChangedData, reader: Reader) -> Rendered:
+    goal, what = _goal(data), _CHANGE_WORDS.get(data.change_type or "", "change it")
+    if data.outcome == "scheduled":
+        when = _when(data.effective_at, reader.time_zone) if data.effective_at else "after the notice period"
+        return (
+            f"Change requested: {goal}",
+            "stern",
+            [
+                f"You asked to {what} for “{goal}”. It takes effect {when}, after the notice period.",
+                "Every deadline before then stays due, exactly as it is. You can withdraw the request until then.",
+            ],
+        )
+    if data.outcome == "lapsed":
+        return (
+            f"Change not applied: {goal}",
+            "disappointed",
+            [f"Your request to {what} for “{goal}” could not take effect: {data.reason or 'it no longer applied'}."],
+        )
+    return (f"Change in effect: {goal}", "stern", [f"Your request to {what} for “{goal}” is now in effect."])
+
+
 # One renderer per type, each over its own typed model.
 RENDERERS: dict[str, Callable[[Any, Reader], Rendered]] = {
     "deadline_reminder": _deadline_reminder,
@@ -270,6 +304,7 @@ RENDERERS: dict[str, Callable[[Any, Reader], Rendered]] = {
     "consequence_notification": _consequence_notification,
     "spared": _spared,
     "stake_released": _stake_released,
+    "goal_changed": _goal_changed,
 }
 
 
@@ -345,6 +380,12 @@ _CONTEXT = {
         " c.execute_after from public.consequences c join public.goals g on g.id = c.goal_id where c.id = %s",
     ),
     "stake_released": ("goal_id", "select g.title as goal_title from public.goals g where g.id = %s"),
+    "goal_changed": (
+        "request_id",
+        "select g.title as goal_title, r.change_type::text as change_type, r.effective_at,"
+        " r.outcome ->> 'reason' as reason from public.goal_change_requests r"
+        " join public.goals g on g.id = r.goal_id where r.id = %s",
+    ),
 }
 
 
@@ -384,6 +425,10 @@ def _with_context(conn: db.Connection, kind: str, data: dict[str, Any]) -> dict[
         merged["is_final"] = found["is_final"]
     if kind == "submission_result" and not data.get("feedback"):
         merged["feedback"] = _feedback(found)
+    if kind == "goal_changed":
+        merged["change_type"] = found["change_type"]
+        merged["effective_at"] = found["effective_at"].isoformat()
+        merged["reason"] = found["reason"]
     if kind == "consequence_notification":
         monetary = found["consequence_type"] == "monetary"
         merged["kind"] = "monetary" if monetary else "humiliation"

@@ -305,7 +305,7 @@ begin
   returning * into v_c;
   -- A closed goal keeps only what its unfinished consequences are owed.
   if p_outcome = 'failed' and v_c.consequence_type = 'monetary'
-     and exists (select 1 from public.goals g where g.id = v_c.goal_id and g.status = 'completed') then
+     and exists (select 1 from public.goals g where g.id = v_c.goal_id and g.status in ('completed', 'canceled')) then
     perform app.release_stake(v_c.goal_id);
   end if;
   -- X took our access away on its own: the post falls back to the email targets.
@@ -465,7 +465,8 @@ begin
   where id = p_consequence_id
   returning * into v_c;
   if p_decision = 'cancel' and v_c.consequence_type = 'monetary'
-     and exists (select 1 from public.goals g where g.id = v_c.goal_id and g.status in ('completed', 'failed')) then
+     and exists (select 1 from public.goals g where g.id = v_c.goal_id
+                 and g.status in ('completed', 'failed', 'canceled')) then
     perform app.release_stake(v_c.goal_id);
   end if;
   perform app.audit('consequence', p_consequence_id, 'decided_' || p_decision, v_c.user_id,

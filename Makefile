@@ -27,6 +27,8 @@ test: lint typecheck pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/shellcheck deploy.sh
+	$(BIN)/squawk sql/0*.sql
 
 typecheck: $(STAMP)
 	$(BIN)/mypy shared tests bench $$(ls functions/*/main.py 2>/dev/null)

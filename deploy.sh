@@ -31,12 +31,16 @@ change_goal|email|0|60|256Mi|public
 "
 
 # Secret Manager secret -> environment variable, per function.
-COMMON_SECRETS="DATABASE_URL SUPABASE_JWT_SECRET"
+# SUPABASE_SECRET_KEYS: Supabase's sb_secret_ keys, which service callers present (pg_cron, the
+# scheduler's dispatch, the Database Webhooks' vault-store). SUPABASE_JWT_SECRET is the legacy HS256
+# secret: given to every function only when the project still has one (JWKS-only projects don't).
+COMMON_SECRETS="DATABASE_URL SUPABASE_SECRET_KEYS"
+OPTIONAL_SECRETS="SUPABASE_JWT_SECRET"
 declare -A SECRETS=(
-  [grade_submission]="SUPABASE_SERVICE_ROLE_KEY GEMINI_API_KEY SENDGRID_API_KEY LINK_SIGNING_SECRET"
+  [grade_submission]="GEMINI_API_KEY SENDGRID_API_KEY LINK_SIGNING_SECRET DATABASE_WEBHOOK_SECRET"
   [trigger_consequence]="STRIPE_SECRET_KEY SENDGRID_API_KEY KOMPROMAT_KEYS X_CLIENT_SECRET"
-  [send_notification]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
-  [check_deadlines]="SUPABASE_SERVICE_ROLE_KEY GEMINI_API_KEY SENDGRID_API_KEY LINK_SIGNING_SECRET STRIPE_SECRET_KEY"
+  [send_notification]="SENDGRID_API_KEY LINK_SIGNING_SECRET DATABASE_WEBHOOK_SECRET"
+  [check_deadlines]="GEMINI_API_KEY SENDGRID_API_KEY LINK_SIGNING_SECRET STRIPE_SECRET_KEY"
   [holding_cell]="STRIPE_SECRET_KEY"
   [stripe_webhook]="STRIPE_WEBHOOK_SECRET"
   [upload_kompromat]="KOMPROMAT_KEYS"
@@ -105,6 +109,12 @@ for secret in $(needed_secrets); do
   "$GCLOUD" secrets describe "$secret" --project="$PROJECT" --format="value(name)" >/dev/null 2>&1 \
     || die "secret ${secret} is missing from Secret Manager in ${PROJECT}"
 done
+PRESENT_OPTIONAL=""
+for secret in $OPTIONAL_SECRETS; do
+  if "$GCLOUD" secrets describe "$secret" --project="$PROJECT" --format="value(name)" >/dev/null 2>&1; then
+    PRESENT_OPTIONAL="${PRESENT_OPTIONAL:+${PRESENT_OPTIONAL} }${secret}"
+  fi
+done
 
 FUNCTIONS_SA="threativator-functions@${PROJECT}.iam.gserviceaccount.com"
 SCHEDULER_SA="threativator-scheduler@${PROJECT}.iam.gserviceaccount.com"
@@ -119,7 +129,7 @@ for sa in threativator-functions threativator-scheduler; do
     run "$GCLOUD" iam service-accounts create "$sa" --project="$PROJECT" --display-name="Threativator ${sa#threativator-}"
   fi
 done
-for secret in $(needed_secrets); do
+for secret in $(needed_secrets) $PRESENT_OPTIONAL; do
   run "$GCLOUD" secrets add-iam-policy-binding "$secret" --project="$PROJECT" \
     --member="serviceAccount:${FUNCTIONS_SA}" --role="roles/secretmanager.secretAccessor" --quiet
 done
@@ -164,7 +174,7 @@ env_file() {
 
 secrets_flag() {
   local name="$1" flag="" secret
-  for secret in $COMMON_SECRETS ${SECRETS[$name]}; do
+  for secret in $COMMON_SECRETS $PRESENT_OPTIONAL ${SECRETS[$name]}; do
     flag="${flag:+${flag},}${secret}=${secret}:latest"
   done
   echo "$flag"
@@ -211,15 +221,20 @@ fi
 # ---------------------------------------------------------------------------
 if [[ -z "$ONLY" ]]; then
   echo "+ DATABASE_URL=<Secret Manager: DATABASE_URL> ${THREATIVATOR} migrate"
-  echo "+ DATABASE_URL=<Secret Manager: DATABASE_URL> SUPABASE_SERVICE_ROLE_KEY=<Secret Manager> ${THREATIVATOR} vault-store --check-deadlines-url $(url_of check_deadlines)"
+  echo "+ DATABASE_URL=<Secret Manager: DATABASE_URL> SUPABASE_SECRET_KEYS=<Secret Manager> DATABASE_WEBHOOK_SECRET=<Secret Manager> ${THREATIVATOR} vault-store --check-deadlines-url $(url_of check_deadlines) --grade-submission-url $(url_of grade_submission) --send-notification-url $(url_of send_notification)"
+  echo "+ DATABASE_URL=<Secret Manager: DATABASE_URL> ${THREATIVATOR} webhooks"
   if [[ "$DRY_RUN" -eq 0 ]]; then
     DATABASE_URL="$("$GCLOUD" secrets versions access latest --secret=DATABASE_URL --project="$PROJECT")"
-    SUPABASE_SERVICE_ROLE_KEY="$("$GCLOUD" secrets versions access latest --secret=SUPABASE_SERVICE_ROLE_KEY \
+    SUPABASE_SECRET_KEYS="$("$GCLOUD" secrets versions access latest --secret=SUPABASE_SECRET_KEYS \
       --project="$PROJECT")"
-    export DATABASE_URL SUPABASE_SERVICE_ROLE_KEY
+    DATABASE_WEBHOOK_SECRET="$("$GCLOUD" secrets versions access latest --secret=DATABASE_WEBHOOK_SECRET \
+      --project="$PROJECT")"
+    export DATABASE_URL SUPABASE_SECRET_KEYS DATABASE_WEBHOOK_SECRET
     "$THREATIVATOR" migrate
-    "$THREATIVATOR" vault-store --check-deadlines-url "$(url_of check_deadlines)"
-    unset DATABASE_URL SUPABASE_SERVICE_ROLE_KEY
+    "$THREATIVATOR" vault-store --check-deadlines-url "$(url_of check_deadlines)" \
+      --grade-submission-url "$(url_of grade_submission)" --send-notification-url "$(url_of send_notification)"
+    "$THREATIVATOR" webhooks
+    unset DATABASE_URL SUPABASE_SECRET_KEYS DATABASE_WEBHOOK_SECRET
   fi
   # The Stripe webhook endpoint receives exactly the events the handler applies (one list, in
   # shared/stripe_events.py): configured through the Stripe API, never remembered by hand.

@@ -1,14 +1,21 @@
-"""Verification of Supabase JWTs, in exactly one place.
+"""Verification of Supabase credentials, in exactly one place.
 
-Accepted: HS256 tokens signed with the project's legacy JWT secret, and ES256 or
-RS256 tokens signed by a key published at SUPABASE_URL/auth/v1/.well-known/jwks.json.
-The algorithm decides the key, and each key is used only with its own algorithm,
-so `none` and HS/RS confusion fail. Every way a token can be bad is the same 401.
+User tokens: HS256 tokens signed with the project's legacy JWT secret (when it is
+configured), and ES256 or RS256 tokens signed by a key published at
+SUPABASE_URL/auth/v1/.well-known/jwks.json, issued by SUPABASE_URL/auth/v1. The
+algorithm decides the key, and each key is used only with its own algorithm, so
+`none` and HS/RS confusion fail. Every way a token can be bad is the same 401.
+
+Service credentials: Supabase's secret API keys (sb_secret_…, not JWTs) listed in
+SUPABASE_SECRET_KEYS, compared in constant time; a legacy service_role JWT while a
+project still has one; Google OIDC for Cloud Scheduler. A publishable key
+(sb_publishable_…) or an anon JWT identifies nobody: the caller is anonymous.
 """
 
 from __future__ import annotations
 
 import functools
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,11 +66,19 @@ def _jwks_client() -> jwt.PyJWKClient:
     )
 
 
+SECRET_KEY_PREFIX = "sb_secret_"  # noqa: S105 - the prefix Supabase gives secret keys, not a secret
+PUBLISHABLE_KEY_PREFIX = "sb_publishable_"
+LEGACY_SERVICE_ISSUER = "supabase"  # what Supabase's legacy anon and service_role keys carry
+
+
 def _signing_key(token: str, algorithm: str) -> Any:
     import jwt
 
     if algorithm == "HS256":
-        return get_settings().supabase_jwt_secret.get_secret_value()
+        secret = get_settings().supabase_jwt_secret
+        if secret is None:
+            raise jwt.InvalidAlgorithmError("no HS256 secret: this project verifies tokens by JWKS only")
+        return secret.get_secret_value()
     if algorithm in ASYMMETRIC_ALGORITHMS:
         jwk = _jwks_client().get_signing_key_from_jwt(token)
         if jwk.algorithm_name != algorithm:
@@ -79,6 +94,45 @@ def _audiences(claims: Mapping[str, Any]) -> set[str]:
     if isinstance(aud, str):
         return {aud}
     return {a for a in aud if isinstance(a, str)}
+
+
+def _issued_here(claims: Mapping[str, Any], *, legacy_key_ok: bool) -> bool:
+    issuer = claims.get("iss")
+    return issuer == f"{get_settings().supabase_url}/auth/v1" or (legacy_key_ok and issuer == LEGACY_SERVICE_ISSUER)
+
+
+def service_key(key: str) -> Caller:
+    """A service caller presenting one of SUPABASE_SECRET_KEYS; anything else is a 401.
+
+    Every listed key is compared, in constant time, so neither a match nor a near miss can be timed."""
+    matched = False
+    for listed in get_settings().secret_keys():
+        matched |= hmac.compare_digest(key.encode(), listed.encode())
+    if not matched:
+        raise unauthorized("invalid or expired token")
+    return Caller(role="service_role", claims={"key": "secret"})
+
+
+def anonymous_token(token: str) -> bool:
+    """A publishable key, or a verified anon JWT: a logged-out browser, identifying nobody."""
+    if token.startswith(PUBLISHABLE_KEY_PREFIX):
+        return True
+    if token.count(".") != 2:
+        return False
+    try:
+        verify_token(token)
+    except AnonymousToken:
+        return True
+    except ApiError:
+        return False
+    return False
+
+
+class AnonymousToken(ApiError):
+    """A valid anon JWT: no user and no service."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "unauthorized", "this token does not identify a user or the service")
 
 
 def verify_token(token: str) -> Caller:
@@ -103,6 +157,9 @@ def verify_token(token: str) -> Caller:
 
     role = claims.get("role")
     audiences = _audiences(claims)
+    # A user token is issued by this project's Auth; the legacy keys carry Supabase's own issuer.
+    if not _issued_here(claims, legacy_key_ok=role in ("service_role", "anon")):
+        raise unauthorized("invalid or expired token")
     if role == "authenticated":
         if USER_AUDIENCE not in audiences:
             raise unauthorized("invalid or expired token")
@@ -122,19 +179,45 @@ def verify_token(token: str) -> Caller:
         if audiences - {USER_AUDIENCE, "service_role"}:
             raise unauthorized("invalid or expired token")
         return Caller(role="service_role", claims=claims)
-    # anon keys and anything else identify nobody.
+    if role == "anon":
+        raise AnonymousToken()
     raise unauthorized("this token does not identify a user or the service")
 
 
 def bearer_token(authorization: str | None) -> str:
-    """The token from an `Authorization: Bearer <token>` header, or a 401."""
+    """The credential from an `Authorization: Bearer <token>` header (a JWT or a Supabase API key), or a 401."""
     if not authorization:
         raise unauthorized()
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token or token.count(".") != 2:
+    api_key = token.startswith((SECRET_KEY_PREFIX, PUBLISHABLE_KEY_PREFIX))
+    if scheme.lower() != "bearer" or not token or " " in token or (token.count(".") != 2 and not api_key):
         raise unauthorized("malformed Authorization header; expected 'Bearer <jwt>'")
     return token
+
+
+def identify(authorization: str | None, apikey: str | None, *, service: bool = False) -> Caller | None:
+    """Who is calling, from `Authorization` and Supabase's `apikey` header; None for an anonymous
+    caller (no credential, a publishable key, an anon JWT). A bad credential is a 401.
+
+    A secret key is a service credential wherever it is presented; on a service-only function
+    (`service`) Google OIDC tokens are accepted too."""
+    apikey = (apikey or "").strip()
+    if apikey.startswith(SECRET_KEY_PREFIX):
+        return service_key(apikey)
+    if not authorization:
+        if apikey and not anonymous_token(apikey):
+            raise unauthorized("invalid or expired token")
+        return None
+    token = bearer_token(authorization)
+    if token.startswith(SECRET_KEY_PREFIX):
+        return service_key(token)
+    if token.startswith(PUBLISHABLE_KEY_PREFIX):
+        return None
+    try:
+        return authenticate_service(authorization) if service else verify_token(token)
+    except AnonymousToken:
+        return None
 
 
 def authenticate(authorization: str | None) -> Caller:
@@ -192,7 +275,7 @@ def authenticate_service(authorization: str | None) -> Caller:
 def mint_token(
     subject: str | None,
     *,
-    role: Literal["authenticated", "service_role"] = "authenticated",
+    role: Literal["authenticated", "service_role", "anon"] = "authenticated",
     ttl_seconds: int = 3600,
     email: str | None = None,
     secret: str | None = None,
@@ -219,5 +302,7 @@ def mint_token(
             claims["email"] = email
         if app_metadata is not None:
             claims["app_metadata"] = app_metadata
-    key = secret if secret is not None else settings.supabase_jwt_secret.get_secret_value()
+    if secret is None and settings.supabase_jwt_secret is None:
+        raise ApiError(500, "config", "SUPABASE_JWT_SECRET is not set: this project has no HS256 secret to sign with")
+    key = secret if secret is not None else settings.supabase_jwt_secret.get_secret_value()  # type: ignore[union-attr]  # checked above
     return jwt.encode(claims, key, algorithm="HS256")

@@ -41,8 +41,16 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(default=4, ge=1, le=50)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     supabase_url: str
-    supabase_jwt_secret: SecretStr
+    # The legacy HS256 secret: optional, a project signing user tokens with asymmetric keys only
+    # (JWKS) has none. When both are configured, both kinds of token are accepted.
+    supabase_jwt_secret: SecretStr | None = None
+    # The legacy service_role key (a JWT), while a project still has legacy keys.
     supabase_service_role_key: SecretStr | None = None
+    # Supabase's new secret API keys (sb_secret_…), comma-separated so a rotation can overlap:
+    # accepted from service callers in `apikey` or as a bearer token. Never a publishable key.
+    supabase_secret_keys: SecretStr | None = None
+    # Database Webhooks (grade_submission, send_notification) carry this in X-Webhook-Secret.
+    database_webhook_secret: SecretStr | None = None
     jwks_cache_seconds: int = Field(default=600, ge=0)
 
     # HTTP
@@ -175,9 +183,27 @@ class Settings(BaseSettings):
                 value = getattr(self, name)
                 if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                     raise ValueError(f"{name.upper()} is a placeholder; set a real secret")
-            if len(self.supabase_jwt_secret.get_secret_value()) < 32:
+            if self.supabase_jwt_secret is not None and len(self.supabase_jwt_secret.get_secret_value()) < 32:
                 raise ValueError("SUPABASE_JWT_SECRET must be at least 32 characters")
+            if self.database_webhook_secret is not None and len(self.database_webhook_secret.get_secret_value()) < 32:
+                raise ValueError("DATABASE_WEBHOOK_SECRET must be at least 32 characters")
+        for key in self.secret_keys():
+            if not key.startswith("sb_secret_") or len(key) < 20:
+                raise ValueError("SUPABASE_SECRET_KEYS lists sb_secret_… keys, comma-separated")
         return self
+
+    def secret_keys(self) -> list[str]:
+        """The configured sb_secret_ keys, in order (the first is the one this service sends)."""
+        if self.supabase_secret_keys is None:
+            return []
+        return [k.strip() for k in self.supabase_secret_keys.get_secret_value().split(",") if k.strip()]
+
+    def service_credential(self) -> str | None:
+        """What this service presents to other functions and Supabase: a secret key, else the legacy one."""
+        keys = self.secret_keys()
+        if keys:
+            return keys[0]
+        return self.supabase_service_role_key.get_secret_value() if self.supabase_service_role_key else None
 
     @property
     def jwks_url(self) -> str:

@@ -97,8 +97,9 @@ def _credential() -> str:
             google_requests.Request(), settings.trigger_consequence_url
         )
         return token
-    if settings.supabase_service_role_key is not None:
-        return settings.supabase_service_role_key.get_secret_value()
+    credential = settings.service_credential()  # a secret key, else the legacy service_role key
+    if credential is not None:
+        return credential
     from shared.auth import mint_token
 
     return mint_token(None, role="service_role", ttl_seconds=300)

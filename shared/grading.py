@@ -15,7 +15,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Discriminator, Field, Tag
 
-from shared import db, injection, links, notifications, proof
+from shared import db, injection, links, notifications, proof, webhooks
 from shared.auth import Caller
 from shared.config import get_settings
 from shared.errors import ApiError, bad_request, conflict, forbidden, not_found, unauthorized, unavailable
@@ -45,6 +45,8 @@ class VouchRequest(BaseModel):
 
 
 def _action(value: Any) -> str:
+    if webhooks.is_webhook(value) or isinstance(value, webhooks.DatabaseWebhook):
+        return "webhook"
     if isinstance(value, dict):
         return str(value.get("action", "grade"))
     return str(getattr(value, "action", "grade"))
@@ -53,7 +55,8 @@ def _action(value: Any) -> str:
 GradingRequest = Annotated[
     Annotated[GradeRequest, Tag("grade")]
     | Annotated[WitnessVerdictRequest, Tag("witness_verdict")]
-    | Annotated[VouchRequest, Tag("vouch")],
+    | Annotated[VouchRequest, Tag("vouch")]
+    | Annotated[webhooks.DatabaseWebhook, Tag("webhook")],
     Discriminator(_action),
 ]
 
@@ -67,9 +70,21 @@ class GradeResponse(BaseModel):
     cached: bool = False
 
 
-def handle(body: GradeRequest | WitnessVerdictRequest | VouchRequest, caller: Caller | None) -> GradeResponse:
+def handle(
+    body: GradeRequest | WitnessVerdictRequest | VouchRequest | webhooks.DatabaseWebhook, caller: Caller | None
+) -> GradeResponse:
     if isinstance(body, WitnessVerdictRequest):
         return witness_verdict(body)
+    if isinstance(body, webhooks.DatabaseWebhook):
+        # A submission was inserted: capture and grade it exactly as a service call would. A second
+        # delivery finds it graded (or being graded) and changes nothing.
+        submission_id = webhooks.inserted_id(body, caller, "submissions")
+        try:
+            return grade(submission_id, SERVICE)
+        except ApiError as error:
+            if error.status != 409:
+                raise
+            return _view(_load(submission_id), cached=True)
     if caller is None:
         raise unauthorized()
     if isinstance(body, VouchRequest):

@@ -24,7 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared import db, log
-from shared.auth import Caller, authenticate, authenticate_service
+from shared.auth import Caller, identify
 from shared.config import ConfigError, Settings, get_settings
 from shared.errors import ApiError, bad_request, forbidden, refuse_control_characters, unauthorized, unavailable
 
@@ -165,7 +165,8 @@ def _validation_details(error: ValidationError) -> list[dict[str, Any]]:
         field = ".".join(str(part) for part in item["loc"])
         if not field and item["type"] in ("union_tag_invalid", "union_tag_not_found"):
             # A bad or missing discriminator ("type", "action") has no location of its own.
-            field = str((item.get("ctx") or {}).get("discriminator", "")).strip("'\"")
+            # A callable discriminator is named after the field it reads: `_type()` reads "type".
+            field = str((item.get("ctx") or {}).get("discriminator", "")).strip("'\"").removesuffix("()").lstrip("_")
         details.append({"field": field or "body", "message": item["msg"], "type": item["type"]})
     return details
 
@@ -192,18 +193,34 @@ def _require_type(request: flask.Request, allowed: tuple[str, ...]) -> None:
         raise ApiError(415, "unsupported_media_type", f"send the body as {' or '.join(allowed)}")
 
 
-def _authorize(request: flask.Request, auth: Auth) -> Caller | None:
+def _authorize(request: flask.Request, auth: Auth, *, webhooks: bool = False) -> Caller | None:
+    if webhooks and "X-Webhook-Secret" in request.headers:
+        return _database_webhook(request.headers["X-Webhook-Secret"])
     if auth is Auth.NONE:
         return None
-    header = request.headers.get("Authorization")
-    if auth is Auth.OPTIONAL and not header:
-        return None
-    caller = authenticate_service(header) if auth is Auth.SERVICE else authenticate(header)
+    caller = identify(request.headers.get("Authorization"), request.headers.get("apikey"), service=auth is Auth.SERVICE)
+    if caller is None:
+        # No credential, a publishable key or an anon JWT: a logged-out browser.
+        if auth is Auth.OPTIONAL:
+            return None
+        raise unauthorized(
+            "a signed-in user's token is required" if auth is Auth.USER else "a service credential is required"
+        )
     if auth is Auth.SERVICE and not caller.is_service:
         raise forbidden("this function accepts service callers only")
     if auth is Auth.USER and caller.is_service:
         raise forbidden("this function is called on behalf of a signed-in user")
     return caller
+
+
+def _database_webhook(secret: str) -> Caller:
+    """A Supabase Database Webhook: its X-Webhook-Secret must equal DATABASE_WEBHOOK_SECRET."""
+    import hmac
+
+    expected = get_settings().database_webhook_secret
+    if expected is None or not hmac.compare_digest(secret.encode(), expected.get_secret_value().encode()):
+        raise unauthorized("invalid webhook secret")
+    return Caller(role="service_role", claims={"webhook": True})
 
 
 def database_rule_error(error: BaseException) -> ApiError | None:
@@ -248,13 +265,16 @@ def endpoint(
     content_types: tuple[str, ...] = ("application/json",),
     raw_content_types: tuple[str, ...] = (),
     max_body_bytes: int | Callable[[Settings], int] | None = None,
+    database_webhooks: bool = False,
 ) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
     """Wrap a handler as a functions-framework HTTP function.
 
     `body` is a pydantic model (or an annotated union) the JSON body is parsed
     into; None hands the handler the raw request, whose type must then be one
     of `raw_content_types` when any are given. The handler returns a model, a
-    JSON-able value, a flask Response, or a Reply.
+    JSON-able value, a flask Response, or a Reply. With `database_webhooks`, a
+    request carrying X-Webhook-Secret is a Supabase Database Webhook: the secret
+    must match DATABASE_WEBHOOK_SECRET, and the caller is then the service.
     """
     adapter: TypeAdapter[Any] | None = TypeAdapter(body) if body is not None else None
 
@@ -281,7 +301,7 @@ def endpoint(
                         headers={"Allow": ", ".join(methods)},
                     )
                 else:
-                    caller = _authorize(request, auth)
+                    caller = _authorize(request, auth, webhooks=database_webhooks)
                     parsed: Any = None
                     limit = (
                         max_body_bytes(settings)

@@ -12,8 +12,9 @@
 -- reconciliation difference. reconciliation_runs remembers the daily pass.
 -- =============================================================================
 
-alter type public.ledger_entry_type add value if not exists 'refund_reversed';   -- an outside refund failed: +available
-alter type public.ledger_entry_type add value if not exists 'transfer_reversed'; -- a charity transfer came back: -forfeited
+-- an outside refund failed: +available; a charity transfer came back: -forfeited
+alter type public.ledger_entry_type add value if not exists 'refund_reversed' after 'dispute_reinstated';
+alter type public.ledger_entry_type add value if not exists 'transfer_reversed' after 'dispute_reinstated';
 
 create type public.platform_account as enum (
   'stripe_fees',      -- what Stripe kept (negative)

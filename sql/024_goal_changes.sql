@@ -4,8 +4,8 @@
 -- at once. Every request is a row here; only the service writes them.
 -- =============================================================================
 
-alter type public.goal_status add value if not exists 'canceled';
-alter type public.notification_type add value if not exists 'goal_changed';
+alter type public.goal_status add value if not exists 'canceled' after 'failed';
+alter type public.notification_type add value if not exists 'goal_changed' after 'stake_released';
 
 create type public.goal_change_type as enum (
   'pause', 'extend_deadline', 'lower_stake', 'remove_checkpoint', 'cancel_goal',  -- easing: after notice

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pytest_httpserver import HTTPServer
 
 from shared.auth import mint_token
+from shared.config import get_settings
 from tests import factories as f
 from tests.conftest import TEST_JWT_SECRET
 from tests.http_helpers import bearer, sample
@@ -29,7 +30,14 @@ def _b64(data: bytes) -> str:
 
 def _claims(user_id: str | None, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"sub": user_id, "aud": "authenticated", "role": "authenticated", "iat": now, "exp": now + 600}
+    claims = {
+        "iss": f"{get_settings().supabase_url}/auth/v1",
+        "sub": user_id,
+        "aud": "authenticated",
+        "role": "authenticated",
+        "iat": now,
+        "exp": now + 600,
+    }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -91,6 +99,8 @@ BAD_TOKENS = [
     "missing_exp",
     "not_a_uuid_subject",
     "service_with_foreign_aud",
+    "wrong_issuer",
+    "no_issuer",
 ]
 
 
@@ -118,6 +128,8 @@ def test_auth_bad_token_is_refused_with_401(case: str, jwks: HTTPServer, ec_key:
         "service_with_foreign_aud": lambda: jwt.encode(
             _claims(None, role="service_role", aud="another-project"), secret, "HS256"
         ),
+        "wrong_issuer": lambda: jwt.encode(_claims(user_id, iss="https://other.supabase.co/auth/v1"), secret, "HS256"),
+        "no_issuer": lambda: jwt.encode(_claims(user_id, iss=None), secret, "HS256"),
     }
     response = _post_echo(bearer(tokens[case]()))
     assert response.status_code == 401

@@ -8,8 +8,8 @@ from shared.config import ConfigError, get_settings
 
 
 def test_config_missing_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SUPABASE_JWT_SECRET")
-    with pytest.raises(ConfigError, match="SUPABASE_JWT_SECRET"):
+    monkeypatch.delenv("SUPABASE_URL")
+    with pytest.raises(ConfigError, match="SUPABASE_URL"):
         get_settings()
 
 

@@ -27,7 +27,7 @@ def test_cron_posts_to_check_deadlines_with_vault_credentials(owner: psycopg.Con
         owner.execute(
             "insert into vault.decrypted_secrets values"
             " ('check_deadlines_url', 'https://fn.example/check_deadlines'),"
-            " ('check_deadlines_service_key', 'service-jwt')"
+            " ('check_deadlines_service_key', 'sb_secret_cron0123456789')"
         )
         owner.execute("set local role service_role")
         request_id = owner.execute("select app.check_missed_deadlines() as id").fetchone()
@@ -36,7 +36,11 @@ def test_cron_posts_to_check_deadlines_with_vault_credentials(owner: psycopg.Con
     assert request_id is not None and call is not None
     assert request_id["id"] == call["id"]
     assert call["url"] == "https://fn.example/check_deadlines"
-    assert call["headers"] == {"Content-Type": "application/json", "Authorization": "Bearer service-jwt"}
+    assert call["headers"] == {
+        "Content-Type": "application/json",
+        "apikey": "sb_secret_cron0123456789",
+        "Authorization": "Bearer sb_secret_cron0123456789",
+    }
     assert call["body"] == {"source": "pg_cron"}
 
 

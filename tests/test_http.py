@@ -187,8 +187,8 @@ def test_http_database_guard_becomes_a_clear_403(alice: str, owner: Any) -> None
 def test_http_missing_setting_is_a_500_naming_nothing_secret(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("SUPABASE_JWT_SECRET")
+    monkeypatch.delenv("SUPABASE_URL")
     response = sample("crash").post("/")
     assert response.status_code == 500
     assert response.json["error"]["code"] == "misconfigured"
-    assert "SUPABASE_JWT_SECRET" in capsys.readouterr().out
+    assert "SUPABASE_URL" in capsys.readouterr().out

@@ -6,11 +6,12 @@ import functions_framework
 
 from shared import grading
 from shared.http import Auth, Call, endpoint
+from shared.webhooks import DatabaseWebhook
 
 
 @functions_framework.http
-@endpoint("grade_submission", body=grading.GradingRequest, auth=Auth.OPTIONAL)
+@endpoint("grade_submission", body=grading.GradingRequest, auth=Auth.OPTIONAL, database_webhooks=True)
 def grade_submission(
-    call: Call[grading.GradeRequest | grading.WitnessVerdictRequest | grading.VouchRequest],
+    call: Call[grading.GradeRequest | grading.WitnessVerdictRequest | grading.VouchRequest | DatabaseWebhook],
 ) -> grading.GradeResponse:
     return grading.handle(call.body, call.caller)

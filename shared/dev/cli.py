@@ -123,6 +123,60 @@ create policy "Users can read their own proof."
 """
 
 
+# Supabase Database Webhooks: a submission's insert starts its grading, a queued notification's
+# insert sends it. Supabase's payload shape; the URLs and the shared secret are read from Vault
+# at fire time (`threativator vault-store`), so no secret is written into the schema, and the
+# record carries only the row's id (the functions read the rest from the database). A webhook
+# that cannot be sent never blocks the insert: the scheduler's pass is the safety net.
+WEBHOOKS_SQL = """\
+create or replace function app.database_webhook() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_url text;
+  v_secret text;
+begin
+  select ds.decrypted_secret into v_url from vault.decrypted_secrets ds where ds.name = tg_argv[0];
+  select ds.decrypted_secret into v_secret from vault.decrypted_secrets ds where ds.name = 'database_webhook_secret';
+  if v_url is null or v_secret is null then
+    return null;
+  end if;
+  perform net.http_post(
+    url := v_url,
+    body := jsonb_build_object('type', tg_op, 'table', tg_table_name, 'schema', tg_table_schema,
+                               'record', jsonb_build_object('id', new.id), 'old_record', null),
+    headers := jsonb_build_object('Content-Type', 'application/json', 'X-Webhook-Secret', v_secret),
+    timeout_milliseconds := 5000);
+  return null;
+exception when others then
+  raise warning 'database webhook % not sent: %', tg_argv[0], sqlerrm;
+  return null;
+end
+$$;
+revoke all on function app.database_webhook() from public;
+drop trigger if exists submissions_grade_webhook on public.submissions;
+create trigger submissions_grade_webhook after insert on public.submissions
+  for each row execute function app.database_webhook('grade_submission_url');
+drop trigger if exists notifications_send_webhook on public.notifications;
+create trigger notifications_send_webhook after insert on public.notifications
+  for each row when (new.status = 'queued') execute function app.database_webhook('send_notification_url');
+"""
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    """Print (or install on DATABASE_URL) the two Database Webhooks."""
+    if args.print_sql:
+        print(WEBHOOKS_SQL, end="")
+        return 0
+    import psycopg
+
+    with psycopg.connect(_database_url(None)) as conn:
+        conn.execute(WEBHOOKS_SQL)
+    print("Database Webhooks installed: submissions -> grade_submission, notifications -> send_notification")
+    return 0
+
+
 def cmd_buckets(args: argparse.Namespace) -> int:
     """Print (or apply to DATABASE_URL) the Storage bucket and its policies."""
     if args.print_sql:
@@ -140,18 +194,32 @@ def cmd_vault_store(args: argparse.Namespace) -> int:
     """Store check_deadlines' URL and the service key in Supabase Vault for the pg_cron job."""
     import psycopg
 
-    key = os.environ.get("SUPABASE_SERVICE_ROLE_KEY")
+    # Supabase's new secret key first (the first listed in SUPABASE_SECRET_KEYS); the legacy
+    # service_role key only for a project that has no secret key yet.
+    secret_keys = [k.strip() for k in os.environ.get("SUPABASE_SECRET_KEYS", "").split(",") if k.strip()]
+    key = secret_keys[0] if secret_keys else os.environ.get("SUPABASE_SERVICE_ROLE_KEY")
     if not key:
-        print("vault-store: SUPABASE_SERVICE_ROLE_KEY is not set", file=sys.stderr)
+        print(
+            "vault-store: set SUPABASE_SECRET_KEYS (or, for a legacy project, SUPABASE_SERVICE_ROLE_KEY)",
+            file=sys.stderr,
+        )
         return 1
+    values = [("check_deadlines_url", args.check_deadlines_url), ("check_deadlines_service_key", key)]
+    webhook_secret = os.environ.get("DATABASE_WEBHOOK_SECRET")
+    if args.grade_submission_url and args.send_notification_url and webhook_secret:
+        values += [
+            ("grade_submission_url", args.grade_submission_url),
+            ("send_notification_url", args.send_notification_url),
+            ("database_webhook_secret", webhook_secret),
+        ]
     with psycopg.connect(_database_url(None)) as conn:
-        for name, value in (("check_deadlines_url", args.check_deadlines_url), ("check_deadlines_service_key", key)):
+        for name, value in values:
             existing = conn.execute("select id from vault.secrets where name = %s", [name]).fetchone()
             if existing:
                 conn.execute("select vault.update_secret(%s, %s)", [existing[0], value])
             else:
                 conn.execute("select vault.create_secret(%s, %s)", [value, name])
-    print("stored check_deadlines_url and check_deadlines_service_key in Vault")
+    print("stored " + ", ".join(name for name, _ in values) + " in Vault")
     return 0
 
 
@@ -290,7 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     vlt = sub.add_parser("vault-store", help="store check_deadlines' URL and the service key in Supabase Vault")
     vlt.add_argument("--check-deadlines-url", required=True)
+    vlt.add_argument("--grade-submission-url", help="for the submissions Database Webhook")
+    vlt.add_argument("--send-notification-url", help="for the notifications Database Webhook")
     vlt.set_defaults(func=cmd_vault_store)
+
+    dbw = sub.add_parser("webhooks", help="the Supabase Database Webhooks for submissions and notifications")
+    dbw.add_argument("--print-sql", action="store_true", help="print the SQL instead of applying it")
+    dbw.set_defaults(func=cmd_webhooks)
 
     whk = sub.add_parser("stripe-webhook", help="configure Stripe's webhook endpoint with the handled events")
     whk.add_argument("--url", required=True, help="stripe_webhook's URL")

@@ -233,8 +233,9 @@ class DevScheduler(threading.Thread):
 
     def _token(self) -> str:
         settings = get_settings()
-        if settings.supabase_service_role_key is not None:
-            return settings.supabase_service_role_key.get_secret_value()
+        credential = settings.service_credential()
+        if credential is not None:
+            return credential
         from shared.auth import mint_token
 
         return mint_token(None, role="service_role", ttl_seconds=600)

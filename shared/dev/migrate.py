@@ -17,6 +17,11 @@ import psycopg
 
 # Any number fits; it only has to be the same for every migrate run.
 _ADVISORY_LOCK_ID = 7_100_202_611
+# Every file runs under these (set local: its own transaction only): a migration that waits on a
+# busy table's lock gives up instead of queueing every query behind it, and none runs unbounded.
+# This is why squawk's require-lock-timeout and require-statement-timeout are off (.squawk.toml).
+LOCK_TIMEOUT = "10s"
+STATEMENT_TIMEOUT = "10min"
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
@@ -108,6 +113,11 @@ def _check(migrations: list[Migration], done: dict[str, str]) -> list[Migration]
     return todo
 
 
+def _bounded(conn: psycopg.Connection[object]) -> None:
+    conn.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
+    conn.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
+
+
 def migrate(conninfo: str, *, local: bool = False, sql_dir: Path = SQL_DIR) -> list[str]:
     """Apply what is pending, in order, then every changed repeatable file; return the names applied.
 
@@ -121,6 +131,7 @@ def migrate(conninfo: str, *, local: bool = False, sql_dir: Path = SQL_DIR) -> l
             todo = _check(migrations, applied(conn))
             for migration in todo:
                 with conn.transaction():
+                    _bounded(conn)
                     try:
                         conn.execute(migration.sql.encode("utf-8"))
                     except psycopg.Error as error:
@@ -132,6 +143,7 @@ def migrate(conninfo: str, *, local: bool = False, sql_dir: Path = SQL_DIR) -> l
             changed = _changed_repeatables(conn, repeatables)
             for repeatable in changed:
                 with conn.transaction():
+                    _bounded(conn)
                     # Bodies may name functions another repeatable file defines; pg_dump does the same.
                     conn.execute("set local check_function_bodies = off")
                     try:

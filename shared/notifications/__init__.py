@@ -14,19 +14,22 @@ from shared.notifications.delivery import (
     queue_reminders,
     request,
     send_due,
+    send_inserted,
     send_queued_about,
 )
-from shared.notifications.models import AnyNotification, NotificationRequest, NotificationView
+from shared.notifications.models import AnyNotification, NotificationRequest, NotificationView, SendNotificationBody
 
 __all__ = [
     "AnyNotification",
     "NotificationRequest",
     "NotificationView",
+    "SendNotificationBody",
     "deliver",
     "enqueue",
     "queue",
     "queue_reminders",
     "request",
     "send_due",
+    "send_inserted",
     "send_queued_about",
 ]

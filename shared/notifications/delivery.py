@@ -88,6 +88,16 @@ def request(notification: AnyNotification) -> NotificationView:
     return _view(row, created)
 
 
+def send_inserted(notification_id: UUID) -> NotificationView:
+    """A Database Webhook reported this row's insert: send it now, once (the claim decides)."""
+    deliver(notification_id)
+    with db.as_service() as conn:
+        row = conn.execute("select * from public.notifications where id = %s", [notification_id]).fetchone()
+    if row is None:
+        raise not_found("no such notification")
+    return _view(row, created=False)
+
+
 def enqueue(notification: AnyNotification) -> None:
     """Queue for the scheduler without sending now (from other state changes)."""
     with db.as_service() as conn:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Discriminator, Field, Tag
+
+from shared.webhooks import DatabaseWebhook, is_webhook
 
 DedupeKey = Annotated[str, Field(min_length=1, max_length=300)]
 
@@ -139,6 +141,28 @@ AnyNotification = (
     | GoalChanged
 )
 NotificationRequest = Annotated[AnyNotification, Field(discriminator="type")]
+
+
+def _type(value: Any) -> str | None:
+    if is_webhook(value) or isinstance(value, DatabaseWebhook):
+        return "webhook"
+    return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+
+
+# What send_notification accepts: a notice to queue and send, or Supabase's Database Webhook for a
+# notifications row that was inserted (sent as it is).
+SendNotificationBody = Annotated[
+    Annotated[DeadlineReminder, Tag("deadline_reminder")]
+    | Annotated[SubmissionResult, Tag("submission_result")]
+    | Annotated[WitnessRequest, Tag("witness_request")]
+    | Annotated[ContactVerification, Tag("contact_verification")]
+    | Annotated[ConsequenceNotification, Tag("consequence_notification")]
+    | Annotated[Spared, Tag("spared")]
+    | Annotated[StakeReleased, Tag("stake_released")]
+    | Annotated[GoalChanged, Tag("goal_changed")]
+    | Annotated[DatabaseWebhook, Tag("webhook")],
+    Discriminator(_type),
+]
 
 SUBJECT_FIELD = {
     "deadline_reminder": "checkpoint_id",

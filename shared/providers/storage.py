@@ -1,28 +1,83 @@
-"""Supabase Storage through supabase-py, with the service key: proof files."""
+"""Supabase through supabase-py, with the service credential: proof files in Storage, and the
+Auth admin API (deleting an account's Auth user when it is erased)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from shared.config import get_settings
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 
-def download(path: str) -> bytes:
-    """One object from the proof bucket; ProviderUnavailable on a transport fault, ProviderRefused otherwise."""
-    import httpx
+def dry() -> bool:
+    """No Supabase service credential outside production (make dev): record instead of calling."""
+    settings = get_settings()
+    return settings.service_credential() is None and settings.providers_dry()
+
+
+def _client() -> Any:
     from supabase import create_client
     from supabase.lib.client_options import SyncClientOptions
 
     settings = get_settings()
-    client = create_client(
+    return create_client(
         settings.supabase_url,
-        settings.require("supabase_service_role_key"),
+        settings.service_credential() or settings.require("supabase_secret_keys"),
         options=SyncClientOptions(storage_client_timeout=20),
     )
+
+
+def download(path: str) -> bytes:
+    """One object from the proof bucket; ProviderUnavailable on a transport fault, ProviderRefused otherwise."""
+    import httpx
+
     try:
-        data: bytes = client.storage.from_(settings.submission_bucket).download(path)
+        data: bytes = _client().storage.from_(get_settings().submission_bucket).download(path)
     except httpx.TransportError:
         raise ProviderUnavailable("proof storage is unreachable") from None
     except Exception:
         # storage3 raises its own error for a missing object or a refused read.
         raise ProviderRefused("the proof file could not be read from storage") from None
     return data
+
+
+def remove(paths: list[str]) -> None:
+    """Delete proof files (erasure). A file already gone is no error; an outage is ProviderUnavailable."""
+    import httpx
+
+    if not paths:
+        return
+    if dry():
+        from shared.providers import outbox
+
+        outbox.record("storage", None, f"{len(paths)} proof file(s) deleted", {"paths": len(paths)})
+        return
+    try:
+        _client().storage.from_(get_settings().submission_bucket).remove(paths)
+    except httpx.TransportError:
+        raise ProviderUnavailable("proof storage is unreachable") from None
+    except Exception:
+        raise ProviderUnavailable("proof storage refused the deletion; try again") from None
+
+
+def delete_auth_user(user_id: str) -> None:
+    """Delete the Auth user through Supabase's Auth admin API (auth.admin.deleteUser)."""
+    import httpx
+
+    if dry():
+        # The local stack's stand-in for Supabase Auth is its auth.users table: deleted as Auth would.
+        from shared import db
+        from shared.providers import outbox
+
+        with db.transaction() as conn:
+            conn.execute("delete from auth.users where id = %s", [user_id])
+        outbox.record("auth", None, "Auth user deleted", {})
+        return
+    try:
+        _client().auth.admin.delete_user(user_id)
+    except httpx.TransportError:
+        raise ProviderUnavailable("Supabase Auth is unreachable") from None
+    except Exception as error:
+        if getattr(error, "status", None) == 404:
+            return  # already gone
+        raise ProviderUnavailable("Supabase Auth refused the deletion; try again") from None

@@ -33,8 +33,11 @@ begin
   select net.http_post(
     url := v_url,
     body := jsonb_build_object('source', 'pg_cron'),
+    -- A secret key (sb_secret_...) goes in apikey, as Supabase's gateway expects, and as the bearer
+    -- token; a legacy service_role JWT works the same way while a project still has one.
     headers := jsonb_build_object(
       'Content-Type', 'application/json',
+      'apikey', v_key,
       'Authorization', 'Bearer ' || v_key
     ),
     timeout_milliseconds := 55000

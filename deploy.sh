@@ -20,7 +20,7 @@ FUNCTIONS="
 grade_submission|grading,email,vault|0|120|1Gi|public
 trigger_consequence|stripe,email,vault,x,gcp|0|300|512Mi|private
 send_notification|email,gcp|0|60|256Mi|public
-check_deadlines|grading,email,vault,gcp,stripe|0|540|1Gi|public
+check_deadlines|grading,email,vault,gcp,stripe,x|0|540|1Gi|public
 holding_cell|stripe|1|60|256Mi|public
 stripe_webhook|stripe|1|60|256Mi|public
 upload_kompromat|vault|0|60|512Mi|public
@@ -28,6 +28,7 @@ connect_x|x,vault|0|60|256Mi|public
 contest_consequence|email|0|60|256Mi|public
 operator_review|email|0|60|256Mi|public
 change_goal|email|0|60|256Mi|public
+delete_account|email|0|60|256Mi|public
 "
 
 # Secret Manager secret -> environment variable, per function.
@@ -40,7 +41,7 @@ declare -A SECRETS=(
   [grade_submission]="GEMINI_API_KEY SENDGRID_API_KEY LINK_SIGNING_SECRET DATABASE_WEBHOOK_SECRET"
   [trigger_consequence]="STRIPE_SECRET_KEY SENDGRID_API_KEY KOMPROMAT_KEYS X_CLIENT_SECRET"
   [send_notification]="SENDGRID_API_KEY LINK_SIGNING_SECRET DATABASE_WEBHOOK_SECRET"
-  [check_deadlines]="GEMINI_API_KEY SENDGRID_API_KEY LINK_SIGNING_SECRET STRIPE_SECRET_KEY"
+  [check_deadlines]="GEMINI_API_KEY SENDGRID_API_KEY LINK_SIGNING_SECRET STRIPE_SECRET_KEY KOMPROMAT_KEYS X_CLIENT_SECRET"
   [holding_cell]="STRIPE_SECRET_KEY"
   [stripe_webhook]="STRIPE_WEBHOOK_SECRET"
   [upload_kompromat]="KOMPROMAT_KEYS"
@@ -48,6 +49,7 @@ declare -A SECRETS=(
   [contest_consequence]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
   [operator_review]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
   [change_goal]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
+  [delete_account]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
 )
 # Settings read from this environment (not secret); each is required.
 REQUIRED_SETTINGS="SUPABASE_URL APP_BASE_URL CORS_ORIGINS X_CLIENT_ID X_REDIRECT_URI CHARITY_ACCOUNTS"

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # The akrasia horizon (issue 15): an easing change to an active goal takes effect this long
     # after it is asked for, and never touches a deadline inside it.
     change_notice_days: float = Field(default=7, ge=0, le=60)
+    # Leaving (issue 19): kompromat nothing needs is destroyed this long after it was last needed;
+    # an erased account's money facts are kept this long (README, "Your data").
+    kompromat_retention_days: int = Field(default=30, ge=0, le=3650)
+    financial_record_retention_years: int = Field(default=7, ge=1, le=30)
     stripe_fee_percent: Decimal = Field(default=Decimal("2.9"), ge=0, lt=50)
     stripe_fee_fixed_cents: int = Field(default=30, ge=0)
 

@@ -43,6 +43,10 @@ class CheckResult(BaseModel):
     )
     witness_fallbacks: int = Field(default=0, description="Silent witnesses replaced by the grader this pass")
     released: int = Field(default=0, description="Held consequences whose contest window ended uncontested")
+    kompromat_expired: int = Field(default=0, description="Kompromat destroyed after its retention this pass")
+    leaving: dict[str, int] = Field(
+        default_factory=dict, description="Leaving accounts refunded, erased or deferred this pass"
+    )
     goal_changes: int = Field(default=0, description="Goal changes whose notice period ended, applied or lapsed")
     regraded: dict[str, int] = Field(
         default_factory=dict, description="Submissions re-graded after an outage, by resulting status"
@@ -215,6 +219,14 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         done = reconciliation.run()
         result.reconciliation = done.model_dump() if done.ran else None
 
+    def leaving() -> None:
+        from shared import leaving as accounts
+
+        result.leaving = accounts.settle_due()
+        with db.as_service() as conn:
+            row = conn.execute("select app.expire_kompromat(%s) as n", [settings.kompromat_retention_days]).fetchone()
+        result.kompromat_expired = int(row["n"]) if row else 0
+
     def goal_changes() -> None:
         from shared import goal_changes as changes
 
@@ -228,6 +240,9 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         ("detection", lambda: detect(result, deadline)),
         ("reminders", reminders),
         ("dispatch", lambda: dispatch(result, deadline)),
+        # Leaving accounts: what is left is refunded, then a settled account is erased; kompromat
+        # past its retention is destroyed (its owner told by the notifications stage below).
+        ("leaving", leaving),
         ("notifications", send),
         # At most once a day: the ledger against Stripe's balance; differences join the review queue.
         ("reconciliation", reconcile),

@@ -20,6 +20,7 @@ FUNCTIONS = [
     "check_deadlines",
     "connect_x",
     "contest_consequence",
+    "delete_account",
     "grade_submission",
     "holding_cell",
     "operator_review",
@@ -227,6 +228,7 @@ LAZY_IMPORTS = {
     "contest_consequence": [],
     "operator_review": ["sendgrid"],
     "change_goal": [],
+    "delete_account": [],
 }
 
 

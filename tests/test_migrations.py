@@ -239,6 +239,14 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.resolve_money_item",
         # The pg_cron job sends a secret key in apikey too (issue 16).
         "app.check_missed_deadlines",
+        # Leaving (issue 19).
+        "private.erasure_blocker",
+        "app.erase_user",
+        "app.on_auth_user_delete",
+        "app.guard_leaving_goals",
+        "app.expire_kompromat",
+        "auth.users auth_users_erase",
+        "public.goals goals_guard_leaving",
         # The akrasia horizon (issue 15).
         "private.refuse_inside_horizon",
         "private.goal_checkpoint",

@@ -37,7 +37,7 @@ def test_openapi_describes_every_function_and_error(repo_root: Path) -> None:
     notification = spec["paths"]["/send_notification"]["post"]["requestBody"]["content"]["application/json"]
     # One model per notice type, or Supabase's Database Webhook for a notifications insert (issue 16).
     kinds = {ref["$ref"].rsplit("/", 1)[1] for ref in notification["schema"]["oneOf"]}
-    assert {"StakeReleased", "GoalChanged", "DatabaseWebhook"} <= kinds and len(kinds) == 9
+    assert {"StakeReleased", "GoalChanged", "KompromatExpired", "DatabaseWebhook"} <= kinds and len(kinds) == 10
 
 
 def test_openapi_build_is_deterministic() -> None:

@@ -85,6 +85,11 @@ class GoalChangedData(BaseModel):
     reason: str | None = Field(default=None, max_length=200)
 
 
+class KompromatExpiredData(BaseModel):
+    kompromat_id: UUID
+    retention_days: int = Field(ge=0)
+
+
 class _Base(BaseModel):
     user_id: UUID
     dedupe_key: DedupeKey | None = None
@@ -130,6 +135,11 @@ class GoalChanged(_Base):
     template_data: GoalChangedData
 
 
+class KompromatExpired(_Base):
+    type: Literal["kompromat_expired"]
+    template_data: KompromatExpiredData
+
+
 AnyNotification = (
     DeadlineReminder
     | SubmissionResult
@@ -139,6 +149,7 @@ AnyNotification = (
     | Spared
     | StakeReleased
     | GoalChanged
+    | KompromatExpired
 )
 NotificationRequest = Annotated[AnyNotification, Field(discriminator="type")]
 
@@ -160,6 +171,7 @@ SendNotificationBody = Annotated[
     | Annotated[Spared, Tag("spared")]
     | Annotated[StakeReleased, Tag("stake_released")]
     | Annotated[GoalChanged, Tag("goal_changed")]
+    | Annotated[KompromatExpired, Tag("kompromat_expired")]
     | Annotated[DatabaseWebhook, Tag("webhook")],
     Discriminator(_type),
 ]
@@ -173,6 +185,7 @@ SUBJECT_FIELD = {
     "spared": "checkpoint_id",
     "stake_released": "goal_id",
     "goal_changed": "request_id",
+    "kompromat_expired": "kompromat_id",
 }
 DATA_MODEL: dict[str, type[BaseModel]] = {
     "deadline_reminder": DeadlineReminderData,
@@ -183,6 +196,7 @@ DATA_MODEL: dict[str, type[BaseModel]] = {
     "spared": SparedData,
     "stake_released": StakeReleasedData,
     "goal_changed": GoalChangedData,
+    "kompromat_expired": KompromatExpiredData,
 }
 # Reminders can be muted; notices about consequences and money cannot.
 MUTABLE = frozenset({"deadline_reminder"})

@@ -22,6 +22,7 @@ from shared.notifications.models import (
     ContactVerificationData,
     DeadlineReminderData,
     GoalChangedData,
+    KompromatExpiredData,
     SparedData,
     StakeReleasedData,
     SubmissionResultData,
@@ -295,6 +296,17 @@ def _goal_changed(data: GoalChangedData, reader: Reader) -> Rendered:
     return (f"Change in effect: {goal}", "stern", [f"Your request to {what} for “{goal}” is now in effect."])
 
 
+def _kompromat_expired(data: KompromatExpiredData, reader: Reader) -> Rendered:
+    return (
+        "Your kompromat is destroyed",
+        "grudging_approval",
+        [
+            "No goal and no consequence needs the material you gave us any more, so it is destroyed, "
+            f"{data.retention_days} days after it was last needed. We keep nothing longer than we need it.",
+        ],
+    )
+
+
 # One renderer per type, each over its own typed model.
 RENDERERS: dict[str, Callable[[Any, Reader], Rendered]] = {
     "deadline_reminder": _deadline_reminder,
@@ -305,6 +317,7 @@ RENDERERS: dict[str, Callable[[Any, Reader], Rendered]] = {
     "spared": _spared,
     "stake_released": _stake_released,
     "goal_changed": _goal_changed,
+    "kompromat_expired": _kompromat_expired,
 }
 
 

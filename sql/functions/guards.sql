@@ -74,7 +74,9 @@ begin
      or new.email is distinct from old.email
      or new.stripe_customer_id is distinct from old.stripe_customer_id
      or new.holding_cell_balance is distinct from old.holding_cell_balance
-     or new.created_at is distinct from old.created_at then
+     or new.created_at is distinct from old.created_at
+     or new.leaving_requested_at is distinct from old.leaving_requested_at
+     or new.erased_at is distinct from old.erased_at then
     perform private.refuse('holding cell balance, Stripe customer and email are managed by the service');
   end if;
   -- The name the targets would read is the one the goals were made under.

@@ -1,0 +1,292 @@
+"""Leaving (issue 19): deletion erases personal data, keeps every money record, and is no way out
+of a deadline. Through HTTP and the real database; the Auth admin API's stand-in deletes the Auth
+user the way Supabase does, which runs the erasure trigger."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from shared.auth import mint_token
+from shared.dev.localdb import POSTGRES_BIN
+from shared.erasure import DATA_MAP
+from tests import factories as f
+from tests.conftest import Providers
+from tests.http_helpers import bearer, client
+from tests.test_engine import check, connect_x, overdue, with_kompromat
+
+Conn = psycopg.Connection[dict[str, Any]]
+MARKERS = {
+    "name": "Zebulon Markerfield",
+    "email": "zebulon.marker@example.com",
+    "contact": "carla.markercontact@example.com",
+    "comment": "MARKER-witness-comment-42",
+}
+KOMPROMAT = b"MARKER-KOMPROMAT-BYTES-0042"
+
+
+@pytest.fixture
+def auth_admin(
+    providers: Providers, httpserver: HTTPServer, database: str, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """Supabase's Auth admin API and Storage's delete, as the providers layer calls them."""
+    monkeypatch.setenv("SUPABASE_URL", httpserver.url_for("/").rstrip("/"))
+    monkeypatch.setenv("SUPABASE_SECRET_KEYS", "sb_secret_leaving0123456789abcdef")
+    deleted: list[str] = []
+
+    def delete_user(request: Request) -> Response:
+        user_id = request.path.rsplit("/", 1)[1]
+        with psycopg.connect(database, autocommit=True) as conn:
+            try:
+                # What Supabase Auth runs: the erasure trigger decides.
+                conn.execute("delete from auth.users where id = %s", [user_id])
+            except psycopg.Error as error:
+                return Response(json.dumps({"msg": "Database error deleting user", "detail": str(error)}), status=500)
+        deleted.append(user_id)
+        return Response("{}", content_type="application/json")
+
+    httpserver.expect_request(re.compile(r"^/auth/v1/admin/users/.+"), method="DELETE").respond_with_handler(
+        delete_user
+    )
+    httpserver.expect_request(re.compile(r"^/storage/v1/object/proofs$"), method="DELETE").respond_with_json([])
+    return deleted
+
+
+def _leave(user: UUID, action: str = "request") -> Any:
+    return client("delete_account").post("/", json={"action": action}, headers=bearer(mint_token(str(user))))
+
+
+def _marked_user(owner: Conn) -> UUID:
+    user = f.user(owner, "zebulon")
+    owner.execute("update auth.users set email = %s where id = %s", [MARKERS["email"], user])
+    owner.execute(
+        "update public.users set display_name = %s, email = %s where id = %s", [MARKERS["name"], MARKERS["email"], user]
+    )
+    return user
+
+
+def _dump(database: str) -> str:
+    result = subprocess.run(
+        [str(POSTGRES_BIN / "pg_dump"), "--data-only", "--dbname", database], capture_output=True, check=True
+    )
+    return result.stdout.decode("utf-8", errors="replace")
+
+
+# -----------------------------------------------------------------------------
+# Deleting the Auth user (the dashboard, auth.admin.deleteUser)
+# -----------------------------------------------------------------------------
+@pytest.mark.parametrize("holding", ["active_goal", "unfinished_consequence", "money"])
+def test_an_auth_side_delete_of_a_committed_user_is_refused_and_loses_nothing(owner: Conn, holding: str) -> None:
+    user = f.user(owner)
+    if holding == "active_goal":
+        f.goal(owner, user, stake="30.00")
+    elif holding == "unfinished_consequence":
+        goal = f.goal(owner, user, stake="0.00")
+        [checkpoint, _final] = f.checkpoint_ids(owner, goal)[:2]
+        f.consequence(owner, user, goal, checkpoint, kind="humiliation_email")
+        owner.execute("update public.goals set status = 'failed' where id = %s", [goal])
+    else:
+        f.fund_user(owner, user, 500)
+    before = owner.execute("select count(*) as n from public.ledger_entries").fetchone()
+    with pytest.raises(psycopg.Error) as refused:
+        owner.execute("delete from auth.users where id = %s", [user])
+    assert "cannot be deleted yet" in str(refused.value)
+    assert owner.execute("select count(*) as n from public.ledger_entries").fetchone() == before
+    assert owner.execute("select email from public.users where id = %s", [user]).fetchone() is not None
+
+
+def test_an_auth_side_delete_of_a_settled_user_erases_and_keeps_the_money_facts(owner: Conn) -> None:
+    user = _marked_user(owner)
+    f.contact(owner, user, email=MARKERS["contact"])
+    owner.execute("delete from auth.users where id = %s", [user])
+    assert owner.execute("select 1 from public.users where id = %s", [user]).fetchone() is None
+    tomb = owner.execute("select id, email, display_name, erased_at from public.users where erased_at is not null")
+    [row] = tomb.fetchall()
+    assert row["email"] is None and row["display_name"] is None
+    assert owner.execute("select count(*) as n from public.contacts").fetchone() == {"n": 0}
+
+
+# -----------------------------------------------------------------------------
+# delete_account: leaving under the notice period
+# -----------------------------------------------------------------------------
+def test_leaving_with_a_checkpoint_due_inside_the_horizon_pays_it_once_then_erases_everything(
+    providers: Providers, auth_admin: list[str], owner: Conn, database: str
+) -> None:
+    user = _marked_user(owner)
+    target = f.contact(owner, user, email=MARKERS["contact"])
+    with_kompromat(owner, user, "minor", KOMPROMAT)
+    goal = f.goal(owner, user, days=30, stake="30.00", checkpoints=2)  # checkpoints at +10, +20 days
+    first = f.checkpoint_ids(owner, goal)[0]
+    old = f.goal(owner, user, days=30, stake="0.00", checkpoints=1)
+    submission = f.submission(owner, user, f.checkpoint_ids(owner, old)[0])
+    owner.execute(
+        "insert into public.witness_requests (submission_id, contact_id, expires_at, used_at, verdict, comment)"
+        " values (%s, %s, now() + interval '1 day', now(), 'pass', %s)",
+        [submission, target, MARKERS["comment"]],
+    )
+    owner.execute("update public.checkpoints set deadline = now() + interval '3 days' where id = %s", [first])
+    connect_x(owner, user)
+    asked = _leave(user)
+    assert asked.status_code == 200, asked.json
+    assert asked.json["leaving"] is True and asked.json["goals"][0]["cancellation"] == "scheduled"
+    assert _leave(user).status_code == 409  # a second request
+    with pytest.raises(psycopg.Error):
+        f.goal(owner, user, fund=False)  # a leaving account starts nothing
+    # Inside the notice period the first checkpoint is missed: its consequence runs, once.
+    overdue(owner, first)
+    check()
+    check()
+    assert [t["amount"] for t in providers.stripe.objects.get("transfer", [])] == [1000]
+    assert owner.execute("select count(*) as n from public.users where erased_at is not null").fetchone() == {"n": 0}
+    # The notice period ends: the goal is cancelled, the rest refunded to the card, then erasure.
+    owner.execute(
+        "update public.goal_change_requests set requested_at = requested_at - interval '8 days',"
+        " effective_at = now() - interval '1 second' where status = 'pending'"
+    )
+    first_pass = check()
+    assert first_pass["leaving"].get("refunded") == 1
+    second_pass = check()
+    assert second_pass["leaving"].get("erased") == 1, second_pass
+    assert auth_admin == [str(user)]
+    assert [r.form["amount"] for r in providers.stripe.created("/v1/refunds")] == ["2000"]
+    assert providers.x.revoked  # the X token was revoked at X first
+    # After settlement: nothing that identifies the person is left anywhere in the database.
+    dump = _dump(database)
+    for name, marker in MARKERS.items():
+        assert marker not in dump, f"{name} survived erasure"
+    assert KOMPROMAT.decode() not in dump
+    assert str(target) not in dump
+    # The money facts remain, under the tombstone: per goal, the ledger equals what Stripe saw.
+    forfeited = owner.execute(
+        "select sum(forfeited_delta) as cents from public.ledger_entries where goal_id = %s", [goal]
+    ).fetchone()
+    assert forfeited == {"cents": 1000}
+    assert owner.execute("select count(*) as n from public.users where id = %s", [user]).fetchone() == {"n": 0}
+    # A cancel after erasure, or a status, finds no account.
+    assert _leave(user, "cancel").status_code in (401, 404)
+
+
+def test_leaving_requests_refused_with_a_clear_4xx(providers: Providers, owner: Conn) -> None:
+    alice, bob = f.user(owner, "alice"), f.user(owner, "bob")
+    assert _leave(alice, "cancel").status_code == 409  # not leaving
+    assert _leave(alice).status_code == 200
+    assert _leave(bob, "status").json["leaving"] is False  # another user's token sees only their own
+    assert _leave(bob, "cancel").status_code == 409
+    service = client("delete_account").post(
+        "/", json={"action": "request"}, headers=bearer(mint_token(None, role="service_role"))
+    )
+    assert service.status_code == 403
+    assert (
+        client("delete_account")
+        .post("/", json={"action": "leave_now"}, headers=bearer(mint_token(str(alice))))
+        .status_code
+        == 400
+    )
+    cancelled = _leave(alice, "cancel")
+    assert cancelled.status_code == 200 and cancelled.json["leaving"] is False
+
+
+def test_export_holds_every_kind_of_row_of_the_caller_and_nothing_of_anyone_else(
+    providers: Providers, owner: Conn
+) -> None:
+    alice, bob = f.user(owner, "alice"), f.user(owner, "bob")
+    for user in (alice, bob):
+        contact = f.contact(owner, user, email=f"contact-{user}@example.com")
+        minor = with_kompromat(owner, user, "minor", KOMPROMAT)
+        goal = f.goal(owner, user, stake="30.00", minor=minor, witness=None)
+        checkpoint = f.checkpoint_ids(owner, goal)[0]
+        f.submission(owner, user, checkpoint)
+        f.consequence(owner, user, goal, checkpoint)
+        owner.execute(
+            "insert into public.notifications (type, user_id, recipient_contact_id, dedupe_key) values"
+            " ('contact_verification', %s, %s, %s)",
+            [user, contact, f"export-{user}"],
+        )
+    exported = _leave(alice, "export")
+    assert exported.status_code == 200
+    data = exported.json["data"]
+    for kind in (
+        "profile",
+        "goals",
+        "checkpoints",
+        "submissions",
+        "consequences",
+        "ledger",
+        "contacts",
+        "kompromat",
+        "notifications",
+        "audit",
+        "holding_cell",
+    ):
+        assert data[kind], f"export has no {kind}"
+    text = json.dumps(exported.json)
+    assert str(bob) not in text and f"contact-{bob}" not in text
+    assert KOMPROMAT.decode() not in text
+    assert set(data["kompromat"][0]) == {"id", "severity", "file_type", "size_bytes", "created_at"}
+
+
+# -----------------------------------------------------------------------------
+# The data map
+# -----------------------------------------------------------------------------
+def _unmapped(conn: Conn) -> dict[str, set[str]]:
+    rows = conn.execute(
+        "select table_name, column_name from information_schema.columns where table_schema = 'public'"
+    ).fetchall()
+    catalogue: dict[str, set[str]] = {}
+    for r in rows:
+        catalogue.setdefault(r["table_name"], set()).add(r["column_name"])
+    missing = {t: cols - DATA_MAP[t].columns() for t, cols in catalogue.items() if t in DATA_MAP}
+    missing.update({t: cols for t, cols in catalogue.items() if t not in DATA_MAP})
+    stale = {t: DATA_MAP[t].columns() - catalogue.get(t, set()) for t in DATA_MAP}
+    return {k: v for k, v in {**missing, **{f"{t} (no longer)": v for t, v in stale.items()}}.items() if v}
+
+
+def test_every_table_and_column_has_an_erasure_rule(owner: Conn) -> None:
+    assert _unmapped(owner) == {}
+    with owner.transaction(force_rollback=True):
+        owner.execute("create table public.new_feature (id uuid primary key, user_id uuid, nickname text)")
+        owner.execute("alter table public.goals add column mood text")
+        assert _unmapped(owner) == {"new_feature": {"id", "user_id", "nickname"}, "goals": {"mood"}}
+
+
+# -----------------------------------------------------------------------------
+# Kompromat expires
+# -----------------------------------------------------------------------------
+def test_kompromat_past_its_retention_is_destroyed_and_what_a_consequence_needs_is_not(
+    providers: Providers, owner: Conn
+) -> None:
+    user = f.user(owner)
+    f.contact(owner, user)
+    spent = with_kompromat(owner, user, "minor", KOMPROMAT)
+    needed = with_kompromat(owner, user, "major", KOMPROMAT)
+    fresh = with_kompromat(owner, user, "minor", KOMPROMAT)
+    in_use = with_kompromat(owner, user, "major", KOMPROMAT)
+    f.goal(owner, user, stake="0.00", major=in_use)  # an active goal still needs it
+    closed = f.goal(owner, user, stake="0.00", minor=spent, major=needed)
+    checkpoint = f.checkpoint_ids(owner, closed)[0]
+    owner.execute(
+        "update public.goals set status = 'failed', closed_at = now() - interval '40 days' where id = %s", [closed]
+    )
+    consequence = f.consequence(owner, user, closed, checkpoint, kind="humiliation_email")
+    owner.execute(
+        "update public.consequences set kompromat_id = %s, execute_after = now() + interval '1 day',"
+        " execution_status = 'held' where id = %s",
+        [needed, consequence],
+    )
+    owner.execute("update public.kompromat set created_at = now() - interval '60 days' where id <> %s", [fresh])
+    result = check()
+    assert result["kompromat_expired"] == 1
+    left = {r["id"] for r in owner.execute("select id from public.kompromat").fetchall()}
+    assert left == {needed, fresh, in_use}  # only the spent one, unneeded for 40 days, is gone
+    told = owner.execute("select type::text, subject_id from public.notifications where type = 'kompromat_expired'")
+    assert told.fetchall() == [{"type": "kompromat_expired", "subject_id": spent}]
+    assert any(m.json["subject"] == "Your kompromat is destroyed" for m in providers.sendgrid.mails)
+    assert check()["kompromat_expired"] == 0  # once

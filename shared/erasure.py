@@ -55,7 +55,8 @@ DATA_MAP: dict[str, Table] = {
     ),
     "kompromat": Table(
         "delete",
-        "the most sensitive thing held: deleted, and destroyed KOMPROMAT_RETENTION_DAYS after it is last needed",
+        "the most sensitive thing held: deleted (its data key with it), and destroyed"
+        " KOMPROMAT_RETENTION_DAYS after it is last needed",
         {
             c: ("delete", "kompromat")
             for c in [
@@ -99,6 +100,11 @@ DATA_MAP: dict[str, Table] = {
         "delete",
         "a declined mailbox: no one can write to it through an erased account anyway",
         _all("user_id mailbox declined_at", "a contact's mailbox"),
+    ),
+    "user_data_keys": Table(
+        "delete",
+        "the key kompromat is sealed under: destroyed, every copy of the ciphertext (backups too) stops opening",
+        _all("user_id key_id wrapped created_at", "a key"),
     ),
     "x_connections": Table(
         "delete",

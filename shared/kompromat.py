@@ -149,7 +149,7 @@ def upload(user_id: UUID, request: flask.Request) -> KompromatView:
 
     kompromat_id = uuid.uuid4()
     size = len(data)
-    sealed = sealing.seal(data, purpose=PURPOSE, row_id=kompromat_id, user_id=user_id)
+    sealed = sealing.seal_for_user(data, purpose=PURPOSE, row_id=kompromat_id, user_id=user_id)
     del data
     with db.as_service() as conn:
         row = conn.execute(
@@ -194,6 +194,7 @@ def reveal(kompromat_id: UUID, *, reason: str, consequence_id: UUID | None = Non
             purpose=PURPOSE,
             row_id=kompromat_id,
             user_id=row["user_id"],
+            conn=conn,
         )
         conn.execute(
             "select app.audit('kompromat', %s, 'decrypted', %s, jsonb_build_object('reason', %s::text,"
@@ -204,14 +205,15 @@ def reveal(kompromat_id: UUID, *, reason: str, consequence_id: UUID | None = Non
 
 
 def rotate_keys(active: str, batch_size: int = 100) -> dict[str, int]:
-    """Re-encrypt every kompromat item not under the active key, in batches."""
+    """Move every kompromat item sealed under a master key to its owner's data key, in batches,
+    then re-wrap every data key not under the active master key."""
     count = 0
     while True:
         with db.transaction() as conn:
             rows = conn.execute(
                 "select id, user_id, encrypted_content, key_id from public.kompromat"
                 " where encrypted_content is not null and key_id <> %s limit %s for update skip locked",
-                [active, batch_size],
+                [sealing.USER_KEY, batch_size],
             ).fetchall()
             for row in rows:
                 plain = sealing.open_sealed(
@@ -220,11 +222,16 @@ def rotate_keys(active: str, batch_size: int = 100) -> dict[str, int]:
                     row_id=row["id"],
                     user_id=row["user_id"],
                 )
-                sealed = sealing.seal(plain, purpose=PURPOSE, row_id=row["id"], user_id=row["user_id"])
+                sealed = sealing.seal_for_user(
+                    plain, purpose=PURPOSE, row_id=row["id"], user_id=row["user_id"], conn=conn
+                )
                 conn.execute(
                     "update public.kompromat set encrypted_content = %s, key_id = %s where id = %s",
                     [sealed.blob, sealed.key_id, row["id"]],
                 )
             count += len(rows)
         if len(rows) < batch_size:
-            return {"kompromat": count}
+            break
+    with db.transaction() as conn:
+        rewrapped = sealing.rewrap_data_keys(active, conn)
+    return {"kompromat": count, "data keys": rewrapped}

@@ -290,3 +290,26 @@ def test_kompromat_past_its_retention_is_destroyed_and_what_a_consequence_needs_
     assert told.fetchall() == [{"type": "kompromat_expired", "subject_id": spent}]
     assert any(m.json["subject"] == "Your kompromat is destroyed" for m in providers.sendgrid.mails)
     assert check()["kompromat_expired"] == 0  # once
+
+
+def test_after_erasure_a_backup_copy_of_the_kompromat_no_longer_opens(providers: Providers, owner: Conn) -> None:
+    from shared import kompromat, sealing
+
+    user = f.user(owner)
+    uploaded = client("upload_kompromat").post(
+        "/",
+        data={"severity": "minor", "file": (__import__("io").BytesIO(KOMPROMAT), "k.txt", "text/plain")},
+        headers=bearer(mint_token(str(user))),
+        content_type="multipart/form-data",
+    )
+    assert uploaded.status_code == 200, uploaded.json
+    item = UUID(uploaded.json["id"])
+    # What a backup holds: the row's ciphertext, copied before the erasure.
+    backup = owner.execute("select encrypted_content, key_id from public.kompromat where id = %s", [item]).fetchone()
+    assert backup is not None and backup["key_id"] == sealing.USER_KEY
+    copy = sealing.Sealed(backup["key_id"], bytes(backup["encrypted_content"]))
+    assert sealing.open_sealed(copy, purpose=kompromat.PURPOSE, row_id=item, user_id=user) == KOMPROMAT
+    owner.execute("delete from auth.users where id = %s", [user])  # a settled account, erased
+    with pytest.raises(sealing.SealingError):
+        sealing.open_sealed(copy, purpose=kompromat.PURPOSE, row_id=item, user_id=user)
+    assert owner.execute("select count(*) as n from public.user_data_keys").fetchone() == {"n": 0}

@@ -206,6 +206,14 @@ TABLES: dict[str, dict[str, str]] = {
         "insert": "insert into public.stripe_events (id, type) values ('evt_forged', 'x')",
         "snapshot": "select * from public.stripe_events order by id",
     },
+    "user_data_keys": {
+        "select": "select user_id from public.user_data_keys",
+        "update": "update public.user_data_keys set key_id = 'x'",
+        "delete": "delete from public.user_data_keys",
+        "insert": "insert into public.user_data_keys (user_id, key_id, wrapped)"
+        " values (%(alice)s, 'k', decode(repeat('00', 40), 'hex'))",
+        "snapshot": "select * from public.user_data_keys order by user_id",
+    },
     "goal_change_requests": {
         "select": "select id from public.goal_change_requests where user_id = %(alice)s",
         "update": "update public.goal_change_requests set status = 'applied' where user_id = %(alice)s",
@@ -412,6 +420,8 @@ OWNER_EXPECTED = {
     "grading_requests": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     # What the proof was when submitted: the service's record, never rewritten by the owner.
     "proof_captures": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    # Data keys are the service's alone: the owner cannot read, replace or keep one (issue 19).
+    "user_data_keys": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     # The owner reads their change requests; only change_goal writes them (issue 15).
     "goal_change_requests": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
     # The platform's books and the operators' money items are the service's alone (issue 18).

@@ -85,7 +85,10 @@ def test_upload_stores_only_ciphertext_and_reveal_decrypts(alice: UUID, owner: C
     assert "encrypted_content" not in view
     row = owner.execute("select encrypted_content, key_id from public.kompromat where id = %s", [view["id"]])
     stored = row.fetchone()
-    assert stored is not None and stored["key_id"] == "k2"
+    # Sealed under alice's own data key, itself wrapped by the active master key.
+    assert stored is not None and stored["key_id"] == sealing.USER_KEY
+    wrapped = owner.execute("select key_id from public.user_data_keys where user_id = %s", [alice]).fetchone()
+    assert wrapped == {"key_id": "k2"}
     assert MARKER not in bytes(stored["encrypted_content"])
     revealed = kompromat.reveal(UUID(view["id"]), reason="test")
     assert revealed.content == PNG
@@ -115,22 +118,28 @@ def test_rotation_keeps_every_item_readable(
 ) -> None:
     monkeypatch.setenv("KOMPROMAT_ACTIVE_KEY_ID", "k1")
     get_settings.cache_clear()
-    ids = [UUID(_upload(alice, PNG).json["id"]) for _ in range(3)]
+    from tests.test_engine import with_kompromat
+
+    ids = [UUID(_upload(alice, PNG).json["id"]) for _ in range(2)]
+    # Two items from before per-user keys, sealed straight under the old master key.
+    ids += [with_kompromat(owner, alice, "minor", PNG) for _ in range(3)]
     monkeypatch.delenv("KOMPROMAT_ACTIVE_KEY_ID")
     get_settings.cache_clear()
     ids.append(UUID(_upload(alice, PDF, "d.pdf", "application/pdf").json["id"]))
     keys = owner.execute("select key_id from public.kompromat order by key_id").fetchall()
-    assert [k["key_id"] for k in keys] == ["k1", "k1", "k1", "k2"]
+    assert [k["key_id"] for k in keys] == ["k1", "k1", "k1", "user", "user", "user"]
+    assert owner.execute("select key_id from public.user_data_keys").fetchall() == [{"key_id": "k1"}]
     result = subprocess.run(
         [str(repo_root / ".venv/bin/threativator"), "rotate-keys", "--batch-size", "2"],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert "3 kompromat" in result.stdout
+    assert "3 kompromat" in result.stdout and "1 data keys" in result.stdout
     keys = owner.execute("select distinct key_id from public.kompromat").fetchall()
-    assert keys == [{"key_id": "k2"}]
-    assert [kompromat.reveal(i, reason="test").content for i in ids] == [PNG, PNG, PNG, PDF]
+    assert keys == [{"key_id": "user"}]
+    assert owner.execute("select key_id from public.user_data_keys").fetchall() == [{"key_id": "k2"}]
+    assert [kompromat.reveal(i, reason="test").content for i in ids] == [PNG, PNG, PNG, PNG, PNG, PDF]
 
 
 @pytest.mark.parametrize(

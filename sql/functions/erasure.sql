@@ -67,6 +67,8 @@ begin
   delete from public.x_connections where user_id = p_user_id;
   delete from public.x_oauth_states where user_id = p_user_id;
   delete from public.team_members where user_id = p_user_id;
+  -- The data key goes: every copy of the user's sealed kompromat, in backups too, stops opening.
+  delete from public.user_data_keys where user_id = p_user_id;
   delete from public.goal_change_requests where user_id = p_user_id and status = 'pending';
   update public.goal_change_requests set change = '{}'::jsonb where user_id = p_user_id;
   -- The audit trail keeps its facts under the tombstone, without the words it carried.

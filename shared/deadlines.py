@@ -226,6 +226,12 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         with db.as_service() as conn:
             row = conn.execute("select app.expire_kompromat(%s) as n", [settings.kompromat_retention_days]).fetchone()
         result.kompromat_expired = int(row["n"]) if row else 0
+        with db.as_service() as conn:
+            purged = conn.execute(
+                "select app.purge_tombstones(%s) as n", [settings.financial_record_retention_years]
+            ).fetchone()
+        if purged and purged["n"]:
+            result.leaving["tombstones_purged"] = int(purged["n"])
 
     def goal_changes() -> None:
         from shared import goal_changes as changes

@@ -102,6 +102,9 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     # A pause asked for with notice waits it out, then applies (the akrasia horizon).
     assert "[9] Life happens: a pause, asked for with notice" in story
     assert "pause request: applied" in story
+    # A user leaves with a checkpoint due inside the notice period: it stays due, then erasure.
+    assert "[10] Leaving is allowed, escaping is not" in story
+    assert "account erased: 0 row(s) still carry the email" in story
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
         page = response.read().decode()
     assert "<h2>Outbox (what would have been sent)</h2>" in page

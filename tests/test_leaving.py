@@ -203,7 +203,14 @@ def test_export_holds_every_kind_of_row_of_the_caller_and_nothing_of_anyone_else
         minor = with_kompromat(owner, user, "minor", KOMPROMAT)
         goal = f.goal(owner, user, stake="30.00", minor=minor, witness=None)
         checkpoint = f.checkpoint_ids(owner, goal)[0]
-        f.submission(owner, user, checkpoint)
+        submission = f.submission(owner, user, checkpoint)
+        owner.execute(
+            "insert into public.witness_requests (submission_id, contact_id, expires_at, used_at, verdict, comment)"
+            " values (%s, %s, now() + interval '1 day', now(), 'pass', 'fine')",
+            [submission, contact],
+        )
+        f.fund_user(owner, user, 700)
+        owner.execute("select app.begin_withdrawal(%s, 500, %s)", [user, f"export-{user}"])
         f.consequence(owner, user, goal, checkpoint)
         owner.execute(
             "insert into public.notifications (type, user_id, recipient_contact_id, dedupe_key) values"
@@ -218,8 +225,11 @@ def test_export_holds_every_kind_of_row_of_the_caller_and_nothing_of_anyone_else
         "goals",
         "checkpoints",
         "submissions",
+        "witness_verdicts",
         "consequences",
         "ledger",
+        "withdrawals",
+        "refunds",
         "contacts",
         "kompromat",
         "notifications",
@@ -313,3 +323,25 @@ def test_after_erasure_a_backup_copy_of_the_kompromat_no_longer_opens(providers:
     with pytest.raises(sealing.SealingError):
         sealing.open_sealed(copy, purpose=kompromat.PURPOSE, row_id=item, user_id=user)
     assert owner.execute("select count(*) as n from public.user_data_keys").fetchone() == {"n": 0}
+
+
+def test_an_erased_accounts_money_facts_are_purged_after_the_retention_period(
+    providers: Providers, auth_admin: list[str], owner: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = f.user(owner)
+    f.fund_user(owner, user, 2000)
+    assert _leave(user).status_code == 200
+    check()  # the 20.00 is refunded to the card
+    check()  # then the account is erased
+    [tomb] = owner.execute("select id from public.users where erased_at is not null").fetchall()
+    assert owner.execute(
+        "select count(*) as n from public.ledger_entries where user_id = %s", [tomb["id"]]
+    ).fetchone() == {"n": 2}
+    assert check()["leaving"].get("tombstones_purged") is None  # kept for the retention period
+    owner.execute("update public.users set erased_at = now() - interval '8 years' where id = %s", [tomb["id"]])
+    assert check()["leaving"]["tombstones_purged"] == 1
+    for table in ("ledger_entries", "stripe_movements", "withdrawals", "holding_cells"):
+        found = owner.execute(f"select count(*) as n from public.{table} where user_id = %s", [tomb["id"]]).fetchone()
+        assert found == {"n": 0}, table
+    assert owner.execute("select count(*) as n from public.users where id = %s", [tomb["id"]]).fetchone() == {"n": 0}
+    # The books still balance (asserted after every test by tests/ledger_invariants.py).

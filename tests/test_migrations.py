@@ -245,6 +245,7 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.on_auth_user_delete",
         "app.guard_leaving_goals",
         "app.expire_kompromat",
+        "app.purge_tombstones",
         "auth.users auth_users_erase",
         "public.goals goals_guard_leaving",
         # The akrasia horizon (issue 15).

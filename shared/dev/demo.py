@@ -189,6 +189,7 @@ def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, 
     for notice in notices:
         say.say(f"{notice['type']}: {notice['status']}")
     _pause_with_notice(http, say, user, user_id, email, service)
+    _leaving(http, say, service)
     print("\nDone. The operator page shows it all: " + base_url + "/", flush=True)
     return {
         "user_id": str(user_id),
@@ -199,26 +200,33 @@ def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, 
     }
 
 
+def _active_goal(user_id: Any, email: str, title: str, stake: str, checkpoint: tuple[str, timedelta]) -> Any:
+    """A goal due in 30 days with one checkpoint, written as the user (RLS) and activated."""
+    now = datetime.now(UTC)
+    with db.as_user(user_id, email=email) as conn:
+        goal = conn.execute(
+            "insert into public.goals (user_id, title, final_deadline, grading_rubric, referee_type, monetary_stake,"
+            " charity_destination) values (%s, %s, %s, 'Proof that it is done', 'ai', %s, 'givedirectly')"
+            " returning id",
+            [user_id, title, now + timedelta(days=30), stake],
+        ).fetchone()
+        assert goal is not None
+        conn.execute(
+            "insert into public.checkpoints (goal_id, title, deadline, order_position) values (%s, %s, %s, 1)",
+            [goal["id"], checkpoint[0], now + checkpoint[1]],
+        )
+    with db.as_service() as conn:
+        conn.execute("select app.activate_goal(%s)", [goal["id"]])
+    return goal["id"]
+
+
 def _pause_with_notice(
     http: Any, say: Narrator, user: dict[str, str], user_id: Any, email: str, service: dict[str, str]
 ) -> None:
     """A second goal; the user asks for a pause, which waits out the notice period, then applies."""
     say.title("Life happens: a pause, asked for with notice (the akrasia horizon)")
     now = datetime.now(UTC)
-    with db.as_user(user_id, email=email) as conn:
-        goal = conn.execute(
-            "insert into public.goals (user_id, title, final_deadline, grading_rubric, referee_type, monetary_stake,"
-            " charity_destination) values (%s, 'Finish the second draft', %s, 'A revised manuscript', 'ai', 0,"
-            " 'givedirectly') returning id",
-            [user_id, now + timedelta(days=30)],
-        ).fetchone()
-        assert goal is not None
-        conn.execute(
-            "insert into public.checkpoints (goal_id, title, deadline, order_position) values (%s, 'Half way', %s, 1)",
-            [goal["id"], now + timedelta(days=15)],
-        )
-    with db.as_service() as conn:
-        conn.execute("select app.activate_goal(%s)", [goal["id"]])
+    goal = {"id": _active_goal(user_id, email, "Finish the second draft", "0", ("Half way", timedelta(days=15)))}
     start = now + timedelta(days=get_settings().change_notice_days, hours=1)
     body = {
         "action": "request",
@@ -247,6 +255,65 @@ def _pause_with_notice(
             "select title, deadline from public.checkpoints where goal_id = %s order by order_position", [goal["id"]]
         ).fetchall():
             say.say(f"{cp['title']}: now due {cp['deadline']:%Y-%m-%d %H:%M} UTC (5 days later)")
+
+
+def _leaving(http: Any, say: Narrator, service: dict[str, str]) -> None:
+    """A second user leaves with a checkpoint due inside the notice period: it stays due."""
+    say.title("Leaving is allowed, escaping is not: a user leaves with a checkpoint due tomorrow")
+    user_id = uuid.uuid4()
+    email = f"leaver-{user_id.hex[:8]}@example.com"
+    with db.transaction() as conn:
+        conn.execute("insert into auth.users (id, email, email_confirmed_at) values (%s, %s, now())", [user_id, email])
+        conn.execute("select app.credit_deposit(%s, 1500, %s)", [user_id, f"pi_leave_{user_id.hex[:12]}"])
+    goal = {"id": _active_goal(user_id, email, "Run a marathon", "15.00", ("Run 10 km", timedelta(days=1)))}
+    user = {"Authorization": f"Bearer {mint_token(str(user_id), email=email, ttl_seconds=900)}"}
+    say.say(f"{email}: $15.00 at stake on 'Run a marathon'; 'Run 10 km' is due tomorrow")
+    asked = http.post("/delete_account", headers=user, json={"action": "request"})
+    say.request("POST", "/delete_account", {"action": "request"}, asked)
+    say.say("the goal is cancelled only after the notice period: tomorrow's checkpoint stays due")
+    with db.transaction() as conn:
+        conn.execute(
+            "update public.checkpoints set deadline = now() - interval '1 second' where goal_id = %s and not is_final",
+            [goal["id"]],
+        )
+    say.say("the demo winds the clock: the checkpoint is missed while the user is leaving")
+    http.post("/check_deadlines", headers=service, json={"source": "demo"})
+    with db.transaction() as conn:
+        conn.execute(
+            "update public.consequences set execute_after = now() where goal_id = %s and execution_status = 'held'"
+            " and contest_status = 'none'",
+            [goal["id"]],
+        )
+        roll = conn.execute(
+            "select outcome::text from public.roulette_rolls where goal_id = %s", [goal["id"]]
+        ).fetchone()
+    say.say(f"the roulette rolled for the missed checkpoint: {roll['outcome'] if roll else '?'}")
+    http.post("/check_deadlines", headers=service, json={"source": "demo"})
+    with db.transaction() as conn:
+        conn.execute(
+            "update public.goal_change_requests set requested_at = requested_at - interval '8 days',"
+            " effective_at = now() where goal_id = %s and status = 'pending'",
+            [goal["id"]],
+        )
+    say.say("the demo winds the notice period forward: the goal is cancelled, what is left refunded")
+    for _ in range(4):
+        checked = http.post("/check_deadlines", headers=service, json={"source": "demo"}).json()
+        with db.transaction() as conn:
+            gone = conn.execute("select 1 from public.users where id = %s", [user_id]).fetchone()
+        if gone is None:
+            break
+    say.say(f"leaving stage: {checked.get('leaving')}")
+    with db.transaction() as conn:
+        left = conn.execute("select count(*) as n from public.users where email = %s", [email]).fetchone()
+        kept = conn.execute(
+            "select count(*) as n from public.ledger_entries le join public.users u on u.id = le.user_id"
+            " where u.erased_at is not null and le.goal_id = %s",
+            [goal["id"]],
+        ).fetchone()
+    say.say(
+        f"account erased: {left['n'] if left else '?'} row(s) still carry the email; "
+        f"{kept['n'] if kept else '?'} ledger entries kept under the tombstone"
+    )
 
 
 def _contest_and_decide(http: Any, say: Narrator, user: dict[str, str], user_id: Any, goal_id: Any) -> None:

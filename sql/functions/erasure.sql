@@ -173,6 +173,49 @@ begin
 end
 $$;
 
+-- An erased account's money facts are kept FINANCIAL_RECORD_RETENTION_YEARS, then purged. Every
+-- posting balances per account (its movements, its cell, its platform entries), so removing all of
+-- a settled account's rows keeps the books balanced. An account with an open money item waits.
+create or replace function app.purge_tombstones(p_years integer, p_limit integer default 100) returns integer
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_user uuid;
+  v_count integer := 0;
+begin
+  for v_user in
+    select u.id from public.users u
+    where u.erased_at < now() - make_interval(years => p_years)
+      and not exists (select 1 from public.money_items m where m.user_id = u.id and m.resolved_at is null)
+    order by u.erased_at limit p_limit
+    for update skip locked
+  loop
+    delete from public.stripe_movements where user_id = v_user;
+    delete from public.platform_entries where user_id = v_user;
+    delete from public.money_items where user_id = v_user;
+    delete from public.ledger_entries where user_id = v_user;
+    delete from public.holding_cells where user_id = v_user;
+    delete from public.withdrawal_refunds where user_id = v_user;
+    delete from public.withdrawals where user_id = v_user;
+    delete from public.roulette_rolls where user_id = v_user;
+    delete from public.goal_change_requests where user_id = v_user;
+    delete from public.consequences where user_id = v_user;
+    delete from public.goals where user_id = v_user;
+    delete from public.audit_log where user_id = v_user;
+    delete from public.users where id = v_user;
+    v_count := v_count + 1;
+  end loop;
+  if v_count > 0 then
+    perform app.audit('user', null, 'tombstones_purged', null, jsonb_build_object('count', v_count, 'years', p_years));
+  end if;
+  return v_count;
+end
+$$;
+
+revoke all on function app.purge_tombstones(integer, integer) from public;
+grant execute on function app.purge_tombstones(integer, integer) to service_role;
+
 revoke all on function private.erasure_blocker(uuid), app.erase_user(uuid), app.on_auth_user_delete(),
   app.guard_leaving_goals(), app.expire_kompromat(integer, integer) from public;
 grant execute on function private.erasure_blocker(uuid), app.erase_user(uuid), app.expire_kompromat(integer, integer)

@@ -222,6 +222,19 @@ def _decide(sub: dict[str, Any], evidence: tuple[bytes, str] | None) -> tuple[st
     if sub["captured_at"] is not None and sub["captured_at"] > sub["deadline"]:
         # Submitted in time, captured late because a provider was down: a person compares.
         return _needs_review(sub, {"reason": "the proof was captured after the deadline (an outage delayed it)"})
+    earlier = _earlier_use(sub)
+    if earlier is not None:
+        # Proof is made for its checkpoint: the same bytes seen before (for another checkpoint, or
+        # from anyone else) go to a person with both proofs, before any model or witness sees them.
+        # Never a fail on its own: a false match costs the user nothing.
+        return _needs_review(
+            sub,
+            {
+                "reason": "this proof was already submitted before; a person will look at it",
+                "checks": {"exact_reuse": "matched"},
+                "reused_submission_id": str(earlier),
+            },
+        )
     if sub["referee_type"] == "human_witness":
         if not _witness_fell_silent(sub["id"]):
             return _ask_witness(sub, {"outcome": "awaiting_witness"})
@@ -230,6 +243,20 @@ def _decide(sub: dict[str, Any], evidence: tuple[bytes, str] | None) -> tuple[st
         status, result = _ai_grade(sub, evidence)
         return status, {**result, "witness_fallback": True}
     return _ai_grade(sub, evidence)
+
+
+def _earlier_use(sub: dict[str, Any]) -> UUID | None:
+    """An earlier submission with the same captured bytes: the same user's for another checkpoint,
+    or anyone else's. A resubmission for the same checkpoint is not reuse."""
+    if sub.get("proof_sha256") is None:
+        return None
+    with db.as_service() as conn:
+        row = conn.execute(
+            "select id from public.submissions where proof_sha256 = %s and id <> %s"
+            " and (user_id <> %s or checkpoint_id <> %s) order by submitted_at limit 1",
+            [sub["proof_sha256"], sub["id"], sub["user_id"], sub["checkpoint_id"]],
+        ).fetchone()
+    return row["id"] if row else None
 
 
 def _witness_fell_silent(submission_id: UUID) -> bool:

@@ -68,6 +68,7 @@ class ReviewItem(BaseModel):
         "late_capture",
         "grader_doubt",
         "contested",
+        "reused_proof",
         "platform_loss",
         "transfer_reversed",
         "missing_in_ledger",
@@ -84,6 +85,9 @@ class ReviewItem(BaseModel):
     deadline: datetime | None = None
     submitted_at: datetime | None = None
     proof: dict[str, Any] | None = Field(default=None, description="What was captured, and where")
+    earlier_proof: dict[str, Any] | None = Field(
+        default=None, description="Reused proof: the earlier submission with the same bytes, side by side"
+    )
     findings: dict[str, Any] | None = Field(default=None, description="The grader's result")
     consequence_type: str | None = None
     amount_cents: int | None = None
@@ -109,7 +113,13 @@ _SUBMISSIONS = """
 select s.id, s.graded_at as since, g.title as goal_title, g.grading_rubric as rubric,
        cp.title as checkpoint_title, cp.deadline, s.submitted_at, s.submission_type::text as proof_type,
        s.file_path, s.external_url, s.proof_sha256, s.captured_at, s.ai_analysis_result as findings,
+       (select jsonb_build_object('submission_id', e.id, 'same_user', e.user_id = s.user_id,
+                                  'checkpoint_id', e.checkpoint_id, 'file_path', e.file_path,
+                                  'url', e.external_url, 'submitted_at', e.submitted_at, 'status', e.status)
+        from public.submissions e
+        where e.id::text = s.ai_analysis_result ->> 'reused_submission_id') as earlier_proof,
        case when s.vouched_by is not null then 'vouched'
+            when s.ai_analysis_result ? 'reused_submission_id' then 'reused_proof'
             when coalesce((s.ai_analysis_result ->> 'witness_fallback')::boolean, false) then 'witness_fallback'
             when s.captured_at > cp.deadline then 'late_capture'
             else 'grader_doubt' end as why
@@ -158,6 +168,7 @@ def open_items(limit: int) -> ReviewList:
                     "captured_at": r["captured_at"].isoformat() if r["captured_at"] else None,
                 },
                 findings=r["findings"],
+                earlier_proof=r["earlier_proof"],
             )
             for r in submissions
         ]

@@ -161,7 +161,7 @@ def test_grade_fail_and_low_confidence(stack: Stack, owner: Conn, alice: UUID) -
     failed = file_submission(owner, stack, alice, PNG, path="a/1.png")
     assert grade(failed, as_user(alice)).json["status"] == "failed"
     assert row(owner, failed)["checkpoint"] == "pending"
-    unsure = file_submission(owner, stack, alice, PNG, path="a/2.png")
+    unsure = file_submission(owner, stack, alice, PNG + b"2", path="a/2.png")  # its own proof
     response = grade(unsure, as_user(alice)).json
     assert response["status"] == "needs_review" and response["result"]["reason"] == "the grader was not confident"
     assert "could not be judged with confidence" in stack.sendgrid.text(stack.sendgrid.mails[-1])
@@ -188,7 +188,7 @@ def test_malformed_output_is_retried_once_then_needs_review(stack: Stack, owner:
     assert grade(first, as_user(alice)).json["status"] == "passed"
     assert len(stack.gemini.calls) == 2
     stack.gemini.script = ["{not json", '{"passed": "perhaps"}']
-    second = file_submission(owner, stack, alice, PNG, path="m/2.png")
+    second = file_submission(owner, stack, alice, PNG + b"2", path="m/2.png")  # its own proof
     response = grade(second, as_user(alice)).json
     assert response["status"] == "needs_review" and "malformed" in response["result"]["reason"]
     assert len(stack.gemini.calls) == 4
@@ -583,7 +583,7 @@ def test_vouches_are_limited_per_voucher_per_day(
     answers = []
     for n in range(3):
         stack.gemini.script = [FAIL]
-        submission = file_submission(owner, stack, alice, PNG, path=f"v/{n}.png")
+        submission = file_submission(owner, stack, alice, PNG + str(n).encode(), path=f"v/{n}.png")
         grade(submission, as_user(alice))
         answers.append(_vouch(submission, friend))
     assert [a.status_code for a in answers] == [200, 200, 429]
@@ -639,7 +639,7 @@ def test_grading_requests_are_limited_per_submission_and_per_user(
     assert statuses == [503, 503, 503, 429]
     calls = len(stack.gemini.calls)
     # Another submission of the same user is refused too: the user's own hourly budget is spent.
-    other = file_submission(owner, stack, alice, PNG, path="b/other.png")
+    other = file_submission(owner, stack, alice, PNG + b"other", path="b/other.png")  # its own proof
     refused = grade(other, as_user(alice))
     assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limited"
     assert len(stack.gemini.calls) == calls

@@ -345,3 +345,16 @@ def test_an_erased_accounts_money_facts_are_purged_after_the_retention_period(
         assert found == {"n": 0}, table
     assert owner.execute("select count(*) as n from public.users where id = %s", [tomb["id"]]).fetchone() == {"n": 0}
     # The books still balance (asserted after every test by tests/ledger_invariants.py).
+
+
+def test_a_leaving_account_can_still_withdraw(providers: Providers, owner: Conn) -> None:
+    user = f.user(owner)
+    f.fund_user(owner, user, 1500)
+    assert _leave(user).status_code == 200
+    withdrawn = client("holding_cell").post(
+        "/",
+        json={"action": "withdraw", "amount_cents": 1000, "idempotency_key": "leaving-own-0001"},
+        headers=bearer(mint_token(str(user))),
+    )
+    assert withdrawn.status_code == 200 and withdrawn.json["status"] == "completed"
+    assert _leave(user, "status").json["waiting_for"] == "it has money in the holding cell"

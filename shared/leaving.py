@@ -236,6 +236,10 @@ def settle_due(limit: int = 50) -> dict[str, int]:
         except (ApiError, ProviderUnavailable, ProviderRefused, psycopg.Error):
             _logger.warning("leaving account not settled this pass", extra={"fields": {"user_id": str(row["id"])}})
             counts["deferred"] = counts.get("deferred", 0) + 1
+        except Exception:
+            # One account's fault is that account's alone: the others are settled in this pass.
+            _logger.exception("leaving account failed", extra={"fields": {"user_id": str(row["id"])}})
+            counts["deferred"] = counts.get("deferred", 0) + 1
     return counts
 
 
@@ -250,12 +254,15 @@ def erase(user_id: UUID) -> None:
         files = conn.execute(
             "select file_path from public.submissions where user_id = %s and file_path is not null", [user_id]
         ).fetchall()
-    token = x_oauth.access_token(user_id)
-    if token is not None:
-        try:
+    try:
+        # Best effort, as in disconnect: the tokens are deleted by the erasure either way. A token
+        # that expired, cannot be refreshed or cannot be opened has nothing left to revoke, and
+        # must never keep the account (or the accounts after it) from being erased.
+        token = x_oauth.access_token(user_id)
+        if token is not None:
             x_api.revoke(token)
-        except ProviderUnavailable:
-            _logger.warning("x revoke failed before erasure", extra={"fields": {"user_id": str(user_id)}})
+    except Exception:
+        _logger.warning("x revoke skipped before erasure", extra={"fields": {"user_id": str(user_id)}})
     storage.remove([f["file_path"] for f in files])
     storage.delete_auth_user(str(user_id))
     with db.as_service() as conn:

@@ -358,3 +358,27 @@ def test_a_leaving_account_can_still_withdraw(providers: Providers, owner: Conn)
     )
     assert withdrawn.status_code == 200 and withdrawn.json["status"] == "completed"
     assert _leave(user, "status").json["waiting_for"] == "it has money in the holding cell"
+
+
+def test_an_unusable_x_token_never_blocks_erasure_of_that_account_or_the_next(
+    providers: Providers, auth_admin: list[str], owner: Conn
+) -> None:
+    """An unlucky day: the first leaving account's X token expired with no refresh token (and
+    another's sealed token is corrupt). Both are still erased, in one pass, and the others too."""
+    expired, corrupt, plain = f.user(owner, "expired"), f.user(owner, "corrupt"), f.user(owner, "plain")
+    for user in (expired, corrupt):
+        connect_x(owner, user)
+    owner.execute(
+        "update public.x_connections set expires_at = now() - interval '1 day', refresh_token_sealed = null"
+        " where user_id = %s",
+        [expired],
+    )
+    owner.execute(
+        "update public.x_connections set access_token_sealed = decode(repeat('00', 40), 'hex') where user_id = %s",
+        [corrupt],
+    )
+    for user in (expired, corrupt, plain):
+        assert _leave(user).status_code == 200
+    assert check()["leaving"] == {"erased": 3}
+    assert sorted(auth_admin) == sorted(str(u) for u in (expired, corrupt, plain))
+    assert owner.execute("select count(*) as n from public.x_connections").fetchone() == {"n": 0}

@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.detection 3
 	$(BIN)/python -m bench.overhead 10
 	$(BIN)/python -m bench.dispatch 10000
+	$(BIN)/python -m bench.proof_hashes 200
 
 ## make soak: the reliability suite's long profile
 soak: $(STAMP)

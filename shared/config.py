@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     grading_max_proof_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     url_fetch_max_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     url_fetch_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Proof made for this checkpoint: images within this many bits of an earlier image's
+    # perceptual hash go to a person; larger images than PROOF_MAX_PIXELS are refused undecoded.
+    proof_similarity_bits: int = Field(default=6, ge=0, le=15)
+    proof_max_pixels: int = Field(default=60_000_000, gt=0)
     submission_bucket: str = "proofs"
     witness_link_ttl_hours: int = Field(default=168, gt=0)
     # A witness who has not answered by then is replaced by the grader (or a person).

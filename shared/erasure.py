@@ -180,6 +180,10 @@ DATA_MAP: dict[str, Table] = {
                 "vouched_at",
                 "captured_at",
                 "proof_sha256",
+                "proof_phash",
+                "proof_taken_at",
+                "proof_taken_zoned",
+                "proof_text_sha256",
                 "capture_blocked_at",
                 "grading_attempts",
                 "next_grading_at",
@@ -222,7 +226,7 @@ DATA_MAP: dict[str, Table] = {
             "major_kompromat_id": ("redact", "the kompromat is deleted"),
         },
         _facts("id final_deadline referee_type monetary_stake charity_destination status activated_at closed_at")
-        | _facts("created_at updated_at"),
+        | _facts("created_at updated_at proof_challenge"),
     ),
     "checkpoints": Table(
         "keep",
@@ -232,7 +236,10 @@ DATA_MAP: dict[str, Table] = {
             "description": ("redact", "the person's own words"),
             "requirements": ("redact", "the person's own words"),
         },
-        _facts("id goal_id deadline order_position status is_final completed_at missed_at created_at updated_at"),
+        _facts(
+            "id goal_id deadline order_position status is_final completed_at missed_at created_at updated_at"
+            " proof_phrase"
+        ),
     ),
     "consequences": Table(
         "keep",

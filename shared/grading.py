@@ -9,13 +9,14 @@ and record one result.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Discriminator, Field, Tag
 
-from shared import db, injection, links, notifications, proof, webhooks
+from shared import db, fingerprints, injection, links, notifications, proof, webhooks
 from shared.auth import Caller
 from shared.config import get_settings
 from shared.errors import ApiError, bad_request, conflict, forbidden, not_found, unauthorized, unavailable
@@ -102,7 +103,7 @@ def _load(submission_id: UUID) -> dict[str, Any]:
         row = conn.execute(
             "select s.*, s.status::text as status, cp.deadline, cp.title as checkpoint_title, cp.requirements,"
             " g.id as goal_id, g.title as goal_title, g.grading_rubric, g.referee_type::text as referee_type,"
-            " g.witness_contact_id, g.user_id as owner_id"
+            " g.witness_contact_id, g.user_id as owner_id, g.activated_at, g.proof_challenge, cp.proof_phrase"
             " from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id"
             " join public.goals g on g.id = cp.goal_id where s.id = %s",
             [submission_id],
@@ -222,19 +223,13 @@ def _decide(sub: dict[str, Any], evidence: tuple[bytes, str] | None) -> tuple[st
     if sub["captured_at"] is not None and sub["captured_at"] > sub["deadline"]:
         # Submitted in time, captured late because a provider was down: a person compares.
         return _needs_review(sub, {"reason": "the proof was captured after the deadline (an outage delayed it)"})
-    earlier = _earlier_use(sub)
-    if earlier is not None:
-        # Proof is made for its checkpoint: the same bytes seen before (for another checkpoint, or
-        # from anyone else) go to a person with both proofs, before any model or witness sees them.
-        # Never a fail on its own: a false match costs the user nothing.
-        return _needs_review(
-            sub,
-            {
-                "reason": "this proof was already submitted before; a person will look at it",
-                "checks": {"exact_reuse": "matched"},
-                "reused_submission_id": str(earlier),
-            },
-        )
+    checks, found = _proof_checks(sub)
+    if found is not None:
+        # Proof is made for its checkpoint: the same or a near-identical capture seen before, or a
+        # photo taken before the goal began, goes to a person with both proofs, before any model or
+        # witness sees it. Never a fail on its own: a false match costs the user nothing.
+        return _needs_review(sub, {**found, "checks": checks})
+    sub["checks"] = checks
     if sub["referee_type"] == "human_witness":
         if not _witness_fell_silent(sub["id"]):
             return _ask_witness(sub, {"outcome": "awaiting_witness"})
@@ -245,18 +240,62 @@ def _decide(sub: dict[str, Any], evidence: tuple[bytes, str] | None) -> tuple[st
     return _ai_grade(sub, evidence)
 
 
-def _earlier_use(sub: dict[str, Any]) -> UUID | None:
-    """An earlier submission with the same captured bytes: the same user's for another checkpoint,
-    or anyone else's. A resubmission for the same checkpoint is not reuse."""
-    if sub.get("proof_sha256") is None:
-        return None
+def _proof_checks(sub: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """Which reuse checks ran on the capture and what they found, and the first finding that sends
+    it to a person (None when all are clear). Earlier proof is any earlier submission of anyone's,
+    except the same user's for this same checkpoint (a resubmission is no reuse)."""
+    checks: dict[str, str] = {}
+    earlier_of = {"id": sub["id"], "user_id": sub["user_id"], "checkpoint_id": sub["checkpoint_id"]}
     with db.as_service() as conn:
-        row = conn.execute(
-            "select id from public.submissions where proof_sha256 = %s and id <> %s"
-            " and (user_id <> %s or checkpoint_id <> %s) order by submitted_at limit 1",
-            [sub["proof_sha256"], sub["id"], sub["user_id"], sub["checkpoint_id"]],
-        ).fetchone()
-    return row["id"] if row else None
+
+        def earlier(column: str) -> UUID | None:
+            if sub.get(column) is None:
+                return None
+            row = conn.execute(
+                f"select id from public.submissions where {column} = %(value)s and id <> %(id)s"  # noqa: S608
+                " and (user_id <> %(user_id)s or checkpoint_id <> %(checkpoint_id)s) order by submitted_at limit 1",
+                {"value": sub[column], **earlier_of},
+            ).fetchone()
+            return row["id"] if row else None
+
+        exact = earlier("proof_sha256")
+        checks["exact_reuse"] = "not_run" if sub.get("proof_sha256") is None else "matched" if exact else "clear"
+        if exact is not None:
+            return checks, _reused(exact, "this proof was already submitted before")
+        if sub.get("proof_phash") is None:
+            checks["near_reuse"] = "not_run" if sub.get("proof_sha256") is None else "not_an_image_we_hash"
+        else:
+            bits = get_settings().proof_similarity_bits
+            near = conn.execute(
+                fingerprints.NEAR_QUERY, fingerprints.near_query_params(sub["proof_phash"], bits, **earlier_of)
+            ).fetchone()
+            checks["near_reuse"] = f"matched ({near['distance']} of 64 bits differ)" if near else "clear"
+            if near is not None:
+                return checks, _reused(near["id"], "a near-identical image was already submitted before")
+        if sub["submission_type"] == "url":
+            page = earlier("proof_text_sha256")
+            checks["page_content"] = (
+                "too_little_text_to_compare" if sub.get("proof_text_sha256") is None else "matched" if page else "clear"
+            )
+            if page is not None:
+                return checks, _reused(page, "a page with the same text was already submitted before")
+    stamp = sub.get("proof_taken_at")
+    if stamp is None:
+        checks["capture_time"] = "no_exif_time"
+        return checks, None
+    taken = fingerprints.Fingerprint(taken_at=stamp, taken_at_zoned=bool(sub.get("proof_taken_zoned", True)))
+    if fingerprints.taken_before(taken, sub["activated_at"]):
+        checks["capture_time"] = "before_activation"
+        return checks, {
+            "reason": "the photo's own capture time is before the goal began; a person will look at it",
+            "stale": {"taken_at": stamp.isoformat(), "activated_at": sub["activated_at"].isoformat()},
+        }
+    checks["capture_time"] = "after_activation"
+    return checks, None
+
+
+def _reused(earlier: UUID, what: str) -> dict[str, Any]:
+    return {"reason": f"{what}; a person will look at it", "reused_submission_id": str(earlier)}
 
 
 def _witness_fell_silent(submission_id: UUID) -> bool:
@@ -336,12 +375,28 @@ def _ai_grade(sub: dict[str, Any], fresh: tuple[bytes, str] | None) -> tuple[str
         evidence = _from_capture(sub, fresh)
     except proof.ProofRefused as refused:
         return _needs_review(sub, {"reason": str(refused)})
-    base = {"model": settings.gemini_model, "prompt_version": gemini.PROMPT_VERSION, "proof_sha256": evidence.sha256}
+    checks = dict(sub.get("checks") or {})
+    phrase = sub.get("proof_phrase") if sub.get("proof_challenge") else None
+    if sub.get("proof_challenge"):
+        checks["challenge_phrase"] = "asked of the grader" if phrase else "not issued: the checkpoint has not opened"
+    base = {
+        "model": settings.gemini_model,
+        "prompt_version": gemini.PROMPT_VERSION,
+        "proof_sha256": evidence.sha256,
+        "checks": checks,
+    }
+    if sub.get("proof_challenge") and phrase is None:
+        # Proof for a checkpoint that has not opened cannot show its phrase: resubmit once it opens.
+        return "failed", {
+            **base,
+            "outcome": "failed",
+            "reason": "this checkpoint has not opened yet, so it has no challenge phrase; submit again once it opens",
+        }
     suspected = injection.suspicious(evidence)
     try:
-        verdict = gemini.judge(sub["grading_rubric"], sub["requirements"], evidence)
+        verdict = gemini.judge(sub["grading_rubric"], sub["requirements"], evidence, phrase=phrase, checks=checks)
         if verdict is None:  # malformed output: one more try
-            verdict = gemini.judge(sub["grading_rubric"], sub["requirements"], evidence)
+            verdict = gemini.judge(sub["grading_rubric"], sub["requirements"], evidence, phrase=phrase, checks=checks)
     except gemini.GraderUnavailable:
         raise unavailable(
             "the grader is unavailable; the submission stays pending, try again shortly", retry_after_seconds=30
@@ -356,10 +411,28 @@ def _ai_grade(sub: dict[str, Any], fresh: tuple[bytes, str] | None) -> tuple[str
         if verdict.passed:
             return _needs_review(sub, {**result, "reason": "the proof appears to address the grader"})
         return "failed", {**result, "outcome": "failed"}
+    if phrase is not None:
+        shown = _phrase_in(phrase, evidence.text) or verdict.phrase_shown is True
+        checks["challenge_phrase"] = "shown" if shown else "missing"
+        if not shown:
+            return "failed", {
+                **result,
+                "passed": False,
+                "outcome": "failed",
+                "reason": f"the proof does not show this checkpoint's challenge phrase “{phrase}”",
+            }
     if verdict.confidence < settings.grading_confidence_threshold:
         return _needs_review(sub, {**result, "reason": "the grader was not confident"})
     status = "passed" if verdict.passed else "failed"
     return status, {**result, "outcome": status}
+
+
+def _phrase_in(phrase: str, text: str | None) -> bool:
+    """The phrase appears in a text proof, ignoring case, spacing and punctuation between its words."""
+    if not text:
+        return False
+    words = re.findall(r"[0-9a-z]+", phrase.casefold())
+    return re.search(r"[^0-9a-z]+".join(words), text.casefold()) is not None
 
 
 # -----------------------------------------------------------------------------
@@ -401,11 +474,27 @@ def _capture(sub: dict[str, Any]) -> tuple[bytes, str] | None:
                 )
         raise
     digest = hashlib.sha256(body).hexdigest()
+    try:
+        if sub["submission_type"] == "url":
+            fingerprint = fingerprints.of_page(sub["external_url"], body, content_type)
+        else:
+            fingerprint = fingerprints.of_file(sub["file_path"], body)
+    except proof.ProofRefused as refused:
+        # Nothing is recorded: the user uploads a sound file and asks again.
+        raise ApiError(422, "proof_capture_failed", f"the proof could not be captured: {refused}") from None
     with db.as_service() as conn:
         captured = conn.execute(
-            "update public.submissions set captured_at = coalesce(captured_at, now()), proof_sha256 = %s"
+            "update public.submissions set captured_at = coalesce(captured_at, now()), proof_sha256 = %s,"
+            " proof_phash = %s, proof_taken_at = %s, proof_taken_zoned = %s, proof_text_sha256 = %s"
             " where id = %s returning captured_at",
-            [digest, sub["id"]],
+            [
+                digest,
+                fingerprint.phash,
+                fingerprint.taken_at,
+                fingerprint.taken_at_zoned if fingerprint.taken_at else None,
+                fingerprint.text_sha256,
+                sub["id"],
+            ],
         ).fetchone()
         if sub["submission_type"] == "url":
             conn.execute(
@@ -414,6 +503,8 @@ def _capture(sub: dict[str, Any]) -> tuple[bytes, str] | None:
                 [sub["id"], body, content_type, digest],
             )
     sub["captured_at"], sub["proof_sha256"] = (captured or {}).get("captured_at"), digest
+    sub["proof_phash"], sub["proof_text_sha256"] = fingerprint.phash, fingerprint.text_sha256
+    sub["proof_taken_at"], sub["proof_taken_zoned"] = fingerprint.taken_at, fingerprint.taken_at_zoned
     return body, content_type
 
 

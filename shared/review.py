@@ -69,6 +69,7 @@ class ReviewItem(BaseModel):
         "grader_doubt",
         "contested",
         "reused_proof",
+        "stale_proof",
         "platform_loss",
         "transfer_reversed",
         "missing_in_ledger",
@@ -77,6 +78,7 @@ class ReviewItem(BaseModel):
         "unknown_transaction",
     ] = Field(
         description="How it came to a person: a vouch, a silent witness, proof captured late in an outage,"
+        " proof seen before (reused) or made before the goal began (stale),"
         " the grader's doubt, the user's contest, or a money item's kind"
     )
     goal_title: str | None = None
@@ -120,6 +122,7 @@ select s.id, s.graded_at as since, g.title as goal_title, g.grading_rubric as ru
         where e.id::text = s.ai_analysis_result ->> 'reused_submission_id') as earlier_proof,
        case when s.vouched_by is not null then 'vouched'
             when s.ai_analysis_result ? 'reused_submission_id' then 'reused_proof'
+            when s.ai_analysis_result ? 'stale' then 'stale_proof'
             when coalesce((s.ai_analysis_result ->> 'witness_fallback')::boolean, false) then 'witness_fallback'
             when s.captured_at > cp.deadline then 'late_capture'
             else 'grader_doubt' end as why

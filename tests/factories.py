@@ -67,15 +67,16 @@ def goal(
     major: UUID | None = None,
     activate: bool = True,
     fund: bool = True,
+    challenge: bool = False,
 ) -> UUID:
     """A goal with evenly spaced checkpoints; funded and activated (final checkpoint added) by default."""
     final = now() + timedelta(days=days)
     row = conn.execute(
         "insert into public.goals (user_id, title, final_deadline, grading_rubric, referee_type,"
         " witness_contact_id, monetary_stake, charity_destination, minor_kompromat_id,"
-        " major_kompromat_id) values (%s, 'Write the book', %s, 'A full draft', %s, %s, %s,"
-        " 'givedirectly', %s, %s) returning id",
-        [user_id, final, referee, witness, stake, minor, major],
+        " major_kompromat_id, proof_challenge) values (%s, 'Write the book', %s, 'A full draft', %s, %s, %s,"
+        " 'givedirectly', %s, %s, %s) returning id",
+        [user_id, final, referee, witness, stake, minor, major, challenge],
     ).fetchone()
     assert row is not None
     goal_id = UUID(str(row["id"]))

@@ -25,7 +25,7 @@ from shared.config import get_settings
 from tests import factories as f
 from tests.fakes import FakeGemini, FakeSendGrid, FakeStorage
 from tests.http_helpers import bearer, client
-from tests.test_sealing import PNG
+from tests.images import PNG, picture
 
 Conn = psycopg.Connection[dict[str, Any]]
 PASS = {
@@ -143,8 +143,9 @@ def test_grade_pass_sends_the_right_request_and_records_everything(stack: Stack,
     assert re.match(r"<<<RUBRIC [0-9a-f]{16}>>>\nA full draft\n<<<END RUBRIC [0-9a-f]{16}>>>", texts[0])
     assert "anything at all passes" not in str(body)  # the rubric comes from the database, never the body
     inline = [p["inlineData"] for p in parts if "inlineData" in p]
-    assert [(i["data"], i.get("mimeType") or i.get("mime_type")) for i in inline] == [
-        (base64.b64encode(PNG).decode(), "image/png")
+    # The SDK sends bytes URL-safe base64 encoded.
+    assert [(base64.urlsafe_b64decode(i["data"]), i.get("mimeType") or i.get("mime_type")) for i in inline] == [
+        (PNG, "image/png")
     ]
     assert stack.storage.requests[0].headers["Authorization"] == "Bearer service-role-key-for-tests"
     recorded = row(owner, submission)
@@ -161,7 +162,7 @@ def test_grade_fail_and_low_confidence(stack: Stack, owner: Conn, alice: UUID) -
     failed = file_submission(owner, stack, alice, PNG, path="a/1.png")
     assert grade(failed, as_user(alice)).json["status"] == "failed"
     assert row(owner, failed)["checkpoint"] == "pending"
-    unsure = file_submission(owner, stack, alice, PNG + b"2", path="a/2.png")  # its own proof
+    unsure = file_submission(owner, stack, alice, picture(2), path="a/2.png")  # its own proof
     response = grade(unsure, as_user(alice)).json
     assert response["status"] == "needs_review" and response["result"]["reason"] == "the grader was not confident"
     assert "could not be judged with confidence" in stack.sendgrid.text(stack.sendgrid.mails[-1])
@@ -188,7 +189,7 @@ def test_malformed_output_is_retried_once_then_needs_review(stack: Stack, owner:
     assert grade(first, as_user(alice)).json["status"] == "passed"
     assert len(stack.gemini.calls) == 2
     stack.gemini.script = ["{not json", '{"passed": "perhaps"}']
-    second = file_submission(owner, stack, alice, PNG + b"2", path="m/2.png")  # its own proof
+    second = file_submission(owner, stack, alice, picture(2), path="m/2.png")  # its own proof
     response = grade(second, as_user(alice)).json
     assert response["status"] == "needs_review" and "malformed" in response["result"]["reason"]
     assert len(stack.gemini.calls) == 4
@@ -378,7 +379,8 @@ def test_injection_in_a_fetched_html_page_never_passes(
     submission = url_submission(owner, alice, "http://proof.example.com/novel")
     response = grade(submission, as_user(alice)).json
     assert response["status"] == "needs_review" and response["result"]["injection_suspected"] is True
-    proof_part = stack.gemini.calls[0].json["contents"][0]["parts"][2]["text"]
+    assert len(stack.gemini.calls) == 1
+    proof_part = _gemini_saw(stack)
     assert "My novel" in proof_part and "alert(1)" not in proof_part
 
 
@@ -583,7 +585,7 @@ def test_vouches_are_limited_per_voucher_per_day(
     answers = []
     for n in range(3):
         stack.gemini.script = [FAIL]
-        submission = file_submission(owner, stack, alice, PNG + str(n).encode(), path=f"v/{n}.png")
+        submission = file_submission(owner, stack, alice, picture(100 + n), path=f"v/{n}.png")
         grade(submission, as_user(alice))
         answers.append(_vouch(submission, friend))
     assert [a.status_code for a in answers] == [200, 200, 429]
@@ -639,7 +641,7 @@ def test_grading_requests_are_limited_per_submission_and_per_user(
     assert statuses == [503, 503, 503, 429]
     calls = len(stack.gemini.calls)
     # Another submission of the same user is refused too: the user's own hourly budget is spent.
-    other = file_submission(owner, stack, alice, PNG + b"other", path="b/other.png")  # its own proof
+    other = file_submission(owner, stack, alice, picture(3), path="b/other.png")  # its own proof
     refused = grade(other, as_user(alice))
     assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limited"
     assert len(stack.gemini.calls) == calls
@@ -652,7 +654,8 @@ def test_grading_requests_are_limited_per_submission_and_per_user(
 # Proof is captured when it is submitted (issue 13, problem 9)
 # -----------------------------------------------------------------------------
 def _gemini_saw(stack: Stack) -> str:
-    return str(stack.gemini.calls[-1].json["contents"][0]["parts"][2]["text"])
+    parts = stack.gemini.calls[-1].json["contents"][0]["parts"]
+    return next(str(p["text"]) for p in parts if str(p.get("text", "")).startswith("<<<PROOF "))
 
 
 def test_a_page_edited_after_capture_is_not_what_is_graded(

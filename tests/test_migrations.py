@@ -255,6 +255,14 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.request_goal_change",
         "app.apply_due_goal_changes",
         "app.cancel_goal_change",
+        # Proof made for this checkpoint: fingerprints and challenge phrases (issue 20).
+        "app.guard_checkpoints",
+        "private.challenge_phrase",
+        "app.issue_proof_phrase",
+        "app.open_next_checkpoint",
+        "app.open_first_checkpoint",
+        "public.checkpoints checkpoints_open_next",
+        "public.goals goals_open_first",
     }
 )
 

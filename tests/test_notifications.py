@@ -353,6 +353,23 @@ def test_reminder_unsubscribe_link_works(sendgrid: FakeSendGrid, alice: UUID, ow
     assert goal
 
 
+def test_a_reminder_repeats_the_open_checkpoints_challenge_phrase(
+    sendgrid: FakeSendGrid, alice: UUID, owner: Conn
+) -> None:
+    goal = f.goal(owner, alice, days=2, checkpoints=0, challenge=True)
+    [final] = f.checkpoint_ids(owner, goal)
+    found = owner.execute("select proof_phrase from public.checkpoints where id = %s", [final]).fetchone()
+    assert found is not None and found["proof_phrase"]
+    assert notifications.queue_reminders() == 1
+    assert notifications.send_due() == {"sent": 1}
+    text = sendgrid.text(sendgrid.mails[-1])
+    assert f"Your proof must show this checkpoint's phrase: “{found['proof_phrase']}”" in text
+    # Without the challenge, a reminder names no phrase.
+    plain = f.goal(owner, f.user(owner, "bob"), days=2, checkpoints=0)
+    assert notifications.queue_reminders() == 1 and notifications.send_due() == {"sent": 1}
+    assert "phrase" not in sendgrid.text(sendgrid.mails[-1]) and plain
+
+
 # -----------------------------------------------------------------------------
 # Contact verification
 # -----------------------------------------------------------------------------

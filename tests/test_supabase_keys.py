@@ -17,6 +17,7 @@ from shared.config import get_settings
 from tests import factories as f
 from tests.conftest import Providers
 from tests.http_helpers import bearer, client
+from tests.images import picture
 from tests.test_auth import _claims, ec_key, jwks  # noqa: F401 - the JWKS endpoint fixtures
 from tests.test_cron import STANDINS
 from tests.test_grading import PASS, Stack, _verdict, _witness_links, file_submission, row, witness_submission
@@ -179,7 +180,7 @@ def webhook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_submission_webhook_grades_once(stack: Stack, owner: Conn, webhook_secret: None) -> None:
     alice = f.user(owner, "alice")
     stack.gemini.default = PASS
-    submission = file_submission(owner, stack, alice, b"\x89PNG\r\n\x1a\nproof")
+    submission = file_submission(owner, stack, alice, picture(1))
     for secret in ("wrong-secret-0123456789abcdef012345", None):
         refused = _webhook("submissions", submission, secret)
         assert refused["status"] == 401

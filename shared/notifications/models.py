@@ -26,6 +26,7 @@ class DeadlineReminderData(BaseModel):
     checkpoint_title: str | None = Field(default=None, max_length=200)
     deadline: datetime | None = None
     is_final: bool | None = None
+    proof_phrase: str | None = Field(default=None, max_length=60, description="The checkpoint's challenge phrase")
 
 
 class SubmissionResultData(BaseModel):

@@ -84,6 +84,11 @@ def _deadline_reminder(data: DeadlineReminderData, reader: Reader) -> Rendered:
         [
             f"You have {words} until {what} on “{_goal(data)}” is due: {_when(data.deadline, reader.time_zone)}.",
             "Submit your proof before then. The clock does not negotiate.",
+            *(
+                [f"Your proof must show this checkpoint's phrase: “{data.proof_phrase}”. Proof without it fails."]
+                if data.proof_phrase
+                else []
+            ),
             f"Stop these reminders: {reader.links['unsubscribe']}",
         ],
     )
@@ -363,7 +368,8 @@ def _recipient_and_links(conn: db.Connection, row: dict[str, Any]) -> tuple[str,
 _CONTEXT = {
     "deadline_reminder": (
         "checkpoint_id",
-        "select g.title as goal_title, cp.title as checkpoint_title, cp.deadline, cp.is_final"
+        "select g.title as goal_title, cp.title as checkpoint_title, cp.deadline, cp.is_final,"
+        " case when g.proof_challenge then cp.proof_phrase end as proof_phrase"
         " from public.checkpoints cp join public.goals g on g.id = cp.goal_id where cp.id = %s",
     ),
     "spared": (
@@ -436,6 +442,7 @@ def _with_context(conn: db.Connection, kind: str, data: dict[str, Any]) -> dict[
     if kind == "deadline_reminder":
         merged["deadline"] = found["deadline"].isoformat()
         merged["is_final"] = found["is_final"]
+        merged["proof_phrase"] = found["proof_phrase"]
     if kind == "submission_result" and not data.get("feedback"):
         merged["feedback"] = _feedback(found)
     if kind == "goal_changed":

@@ -138,9 +138,10 @@ begin
        or new.minor_kompromat_id is distinct from old.minor_kompromat_id
        or new.major_kompromat_id is distinct from old.major_kompromat_id
        or new.grading_rubric is distinct from old.grading_rubric
+       or new.proof_challenge is distinct from old.proof_challenge
        or new.title is distinct from old.title) then
     perform private.refuse('the goal is ' || old.status
-      || ': its title, stake, deadline, referee, rubric, charity and kompromat cannot be changed');
+      || ': its title, stake, deadline, referee, rubric, challenge, charity and kompromat cannot be changed');
   end if;
   return new;
 end
@@ -201,7 +202,8 @@ begin
   where g.id = coalesce(new.goal_id, old.goal_id);
 
   if tg_op = 'INSERT' then
-    if new.status <> 'pending' or new.is_final or new.completed_at is not null or new.missed_at is not null then
+    if new.status <> 'pending' or new.is_final or new.completed_at is not null or new.missed_at is not null
+       or new.proof_phrase is not null then
       perform private.refuse('a checkpoint is created pending; the service completes or misses it');
     end if;
     if v_goal_status is distinct from 'draft' then
@@ -220,6 +222,9 @@ begin
      or new.completed_at is distinct from old.completed_at
      or new.missed_at is distinct from old.missed_at then
     perform private.refuse('a checkpoint is completed or missed only by the service');
+  end if;
+  if new.proof_phrase is distinct from old.proof_phrase then
+    perform private.refuse('a checkpoint''s challenge phrase is issued only by the service');
   end if;
   if new.goal_id is distinct from old.goal_id then
     perform private.refuse('a checkpoint cannot be moved to another goal');
@@ -269,6 +274,7 @@ begin
     if new.status <> 'pending' or new.ai_analysis_result is not null
        or new.human_verdict is not null or new.graded_at is not null
        or new.captured_at is not null or new.proof_sha256 is not null or new.capture_blocked_at is not null
+       or new.proof_phash is not null or new.proof_taken_at is not null or new.proof_taken_zoned is not null or new.proof_text_sha256 is not null
        or new.grading_attempts <> 0 or new.next_grading_at is not null then
       perform private.refuse('a submission''s grading fields are set only by the grader');
     end if;
@@ -282,6 +288,10 @@ begin
      or new.graded_at is distinct from old.graded_at
      or new.captured_at is distinct from old.captured_at
      or new.proof_sha256 is distinct from old.proof_sha256
+     or new.proof_phash is distinct from old.proof_phash
+     or new.proof_taken_at is distinct from old.proof_taken_at
+     or new.proof_taken_zoned is distinct from old.proof_taken_zoned
+     or new.proof_text_sha256 is distinct from old.proof_text_sha256
      or new.capture_blocked_at is distinct from old.capture_blocked_at
      or new.grading_attempts is distinct from old.grading_attempts
      or new.next_grading_at is distinct from old.next_grading_at then

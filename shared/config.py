@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -22,6 +23,10 @@ PLACEHOLDER_SECRETS = frozenset(
         "threativator-dev-jwt-secret-not-for-production-use",
     }
 )
+
+
+# The browser origins `make dev` allows when CORS_ORIGINS is unset: the usual local frontends.
+DEV_ORIGINS = tuple(f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (3000, 5173, 8080))
 
 
 class ConfigError(RuntimeError):
@@ -54,7 +59,9 @@ class Settings(BaseSettings):
     jwks_cache_seconds: int = Field(default=600, ge=0)
 
     # HTTP
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Browser origins allowed to call the functions. Unset in development: the usual local
+    # frontend origins (DEV_ORIGINS). Elsewhere an explicit list; "*" only in development.
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
     max_body_bytes: int = Field(default=1_000_000, gt=0)
 
     # Stripe: the holding cell
@@ -152,6 +159,9 @@ class Settings(BaseSettings):
     proof_similarity_bits: int = Field(default=6, ge=0, le=15)
     proof_max_pixels: int = Field(default=60_000_000, gt=0)
     submission_bucket: str = "proofs"
+    # make dev's stand-in for Supabase Storage: with no service credential outside production,
+    # objects live under this folder (the dev server serves the Storage upload API over it).
+    dev_storage_dir: str | None = None
     witness_link_ttl_hours: int = Field(default=168, gt=0)
     # A witness who has not answered by then is replaced by the grader (or a person).
     witness_response_hours: float = Field(default=72, gt=0)
@@ -167,6 +177,14 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str] | None) -> list[str] | None:
+        for origin in value or []:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s?#]+", origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
         return value
 
     @field_validator(
@@ -195,10 +213,18 @@ class Settings(BaseSettings):
                 raise ValueError("SUPABASE_JWT_SECRET must be at least 32 characters")
             if self.database_webhook_secret is not None and len(self.database_webhook_secret.get_secret_value()) < 32:
                 raise ValueError("DATABASE_WEBHOOK_SECRET must be at least 32 characters")
+        if self.environment != "development" and "*" in (self.cors_origins or []):
+            raise ValueError("CORS_ORIGINS may be '*' only in development; list the frontend's origins")
         for key in self.secret_keys():
             if not key.startswith("sb_secret_") or len(key) < 20:
                 raise ValueError("SUPABASE_SECRET_KEYS lists sb_secret_… keys, comma-separated")
         return self
+
+    def allowed_origins(self) -> list[str]:
+        """The browser origins CORS allows: CORS_ORIGINS, or the local ones in development."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return list(DEV_ORIGINS) if self.environment == "development" else []
 
     def secret_keys(self) -> list[str]:
         """The configured sb_secret_ keys, in order (the first is the one this service sends)."""

@@ -135,15 +135,23 @@ def _json_response(body: Any, status: int, headers: dict[str, str] | None = None
     return response
 
 
-def _cors_headers(request: flask.Request, methods: Iterable[str]) -> dict[str, str]:
+# What a page may send, and read back, across origins. supabase-js sends apikey and X-Client-Info.
+ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, X-Client-Info, apikey"
+EXPOSED_HEADERS = "Retry-After, WWW-Authenticate, Allow"
+
+
+def cors_headers(request: flask.Request, methods: Iterable[str]) -> dict[str, str]:
+    """Every answer varies by Origin; an allowed origin is told it may read the answer (errors
+    included) and the headers a page needs, and a preflight which methods and headers it may send."""
     origin = (request.headers.get("Origin") or "").rstrip("/")
-    allowed = get_settings().cors_origins
-    if not origin or origin not in allowed:
-        return {}
+    allowed = get_settings().allowed_origins()
+    if not origin or (origin not in allowed and "*" not in allowed):
+        return {"Vary": "Origin"}
     return {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": ", ".join(sorted({*methods, "OPTIONS"})),
-        "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Client-Info, apikey",
+        "Access-Control-Allow-Headers": ALLOWED_REQUEST_HEADERS,
+        "Access-Control-Expose-Headers": EXPOSED_HEADERS,
         "Access-Control-Max-Age": "3600",
         "Vary": "Origin",
     }
@@ -286,11 +294,11 @@ def endpoint(
             started = time.perf_counter()
             trace = trace_id_of(request)
             caller: Caller | None = None
-            cors: dict[str, str] = {}
+            cors: dict[str, str] = {"Vary": "Origin"}
             try:
                 settings = get_settings()
                 log.configure(settings.log_level)
-                cors = _cors_headers(request, methods)
+                cors = cors_headers(request, methods)
                 if request.method == "OPTIONS":
                     response = flask.Response(status=204)
                 elif request.method not in methods:

@@ -74,7 +74,9 @@ def _b64url(data: bytes) -> str:
 
 def start(user_id: UUID) -> StartResponse:
     settings = get_settings()
-    client_id, redirect_uri = settings.require("x_client_id"), settings.require("x_redirect_uri")
+    # Dry X (make dev) has no client of its own: the local consent page stands in for X's.
+    client_id = x_api.DRY_CLIENT_ID if x_api.dry() else settings.require("x_client_id")
+    redirect_uri = settings.require("x_redirect_uri")
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64)
     challenge = _b64url(hashlib.sha256(verifier.encode()).digest())

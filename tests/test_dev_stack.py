@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.dev import localdb
+from tests import frontend
 
 
 def _free_port() -> int:
@@ -40,11 +41,12 @@ def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Pat
         k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SUPABASE_", "ENVIRONMENT", "CONTEST_"))
     }
     env.update(THREATIVATOR_HOME=str(home), PYTHONUNBUFFERED="1", DEV_CRON_SECONDS="2")
+    log = tmp_path / "make-dev.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "shared.dev.cli", "dev", "--port", str(port)],
         cwd=repo_root,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -56,7 +58,7 @@ def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Pat
                 status, body = _get_json(f"http://127.0.0.1:{port}/healthz")
                 break
             except OSError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert proc.poll() is None, log.read_text()
                 time.sleep(0.3)
         assert status == 200, body
         assert body == {
@@ -64,12 +66,22 @@ def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Pat
             "database": "reachable",
             "migrations": {"applied": True, "pending": []},
         }
-        assert localdb.url(home / "pgdata") is not None
+        database = localdb.url(home / "pgdata")
+        assert database is not None
+        token = re.search(r"development JWT \(7 days\):\n(\S+)", log.read_text())
+        assert token is not None
+        frontend.first_day(f"http://127.0.0.1:{port}", token.group(1), database)
         _run_demo_and_check_the_outbox(repo_root, env, port)
     finally:
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+    output = log.read_text()
     assert proc.returncode == 0, output
+    banner = "browser origins allowed (CORS_ORIGINS): " + ", ".join(
+        f"http://{host}:{p}" for host in ("localhost", "127.0.0.1") for p in (3000, 5173, 8080)
+    )
+    assert banner in output
+    assert re.search(r'"status": 5\d\d|" 5\d\d ', output) is None, output  # no 5xx answered anywhere
     assert "development JWT" in output
     assert "providers: stripe dry, sendgrid dry, gemini dry (needs_review), x dry" in output
     assert "[scheduler]" in output or '"function": "check_deadlines"' in output
@@ -103,7 +115,13 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     assert "[9] Life happens: a pause, asked for with notice" in story
     assert "pause request: applied" in story
     # A user leaves with a checkpoint due inside the notice period: it stays due, then erasure.
-    assert "[10] Leaving is allowed, escaping is not" in story
+    # The local pages a frontend developer clicks through: X's consent screen and the witness's link.
+    assert "[10] Connecting X and asking a witness, clicked through the local pages" in story
+    assert f"X consent page: http://127.0.0.1:{port}/app/x/authorize" in story
+    assert f"'Allow' returns to: http://127.0.0.1:{port}/app/x/callback" in story
+    assert f"witness page (from Wendy's email): http://127.0.0.1:{port}/app/witness" in story
+    assert '"connected": true' in story and '"status": "awaiting_witness"' in story
+    assert "[11] Leaving is allowed, escaping is not" in story
     assert "account erased: 0 row(s) still carry the email" in story
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
         page = response.read().decode()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Callable, Sequence
 
 # Development-only JWT secret. Settings refuse it when ENVIRONMENT=production.
 DEV_JWT_SECRET = "threativator-dev-jwt-secret-not-for-production-use"  # noqa: S105 - refused in production
@@ -107,7 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if url is None:
         print("demo: no database; start `make dev` first", file=sys.stderr)
         return 1
-    _dev_defaults(url)
+    _dev_defaults(url, urllib.parse.urlsplit(args.base_url).port or DEV_PORT)
     demo.run(args.base_url.rstrip("/"), fast=args.fast)
     return 0
 
@@ -258,39 +259,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dev_kompromat_key() -> str:
-    """A vault key for this machine's development data, made once and kept under .threativator/."""
-    import base64
-    import secrets
-
+def _dev_secret(name: str, make: Callable[[], str]) -> str:
+    """A secret for this machine's development data, made once and kept under .threativator/."""
     from shared.dev import localdb
 
-    path = localdb.state_dir() / "dev-kompromat-key"
+    path = localdb.state_dir() / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("dev1:" + base64.b64encode(secrets.token_bytes(32)).decode())
+        path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
 
 
-def _dev_defaults(database_url: str) -> None:
+def _dev_kompromat_key() -> str:
+    import base64
+    import secrets
+
+    return _dev_secret("dev-kompromat-key", lambda: "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode())
+
+
+def _dev_defaults(database_url: str, port: int = DEV_PORT) -> None:
+    """Everything make dev needs to answer every function with no setting: providers without keys
+    run dry, and the links and X's consent screen go to the dev server's own pages."""
+    import secrets
+
+    from shared.dev import localdb
+
+    base = f"http://127.0.0.1:{port}"
     os.environ.setdefault("ENVIRONMENT", "development")
     os.environ.setdefault("KOMPROMAT_KEYS", _dev_kompromat_key())
-    os.environ.setdefault("SUPABASE_URL", f"http://127.0.0.1:{DEV_PORT}")
+    os.environ.setdefault("SUPABASE_URL", base)
     os.environ.setdefault("SUPABASE_JWT_SECRET", DEV_JWT_SECRET)
     os.environ.setdefault("DATABASE_URL", database_url)
+    os.environ.setdefault("LINK_SIGNING_SECRET", _dev_secret("dev-link-signing-secret", lambda: secrets.token_hex(32)))
+    os.environ.setdefault("APP_BASE_URL", f"{base}/app")
+    os.environ.setdefault("DEV_STORAGE_DIR", str(localdb.state_dir() / "storage"))
+    if not os.environ.get("X_CLIENT_ID"):
+        os.environ.setdefault("X_AUTHORIZE_URL", f"{base}/app/x/authorize")
+        os.environ.setdefault("X_REDIRECT_URI", f"{base}/app/x/callback")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Start the database, migrate, seed, print a token, and serve until Ctrl-C."""
     from shared.auth import mint_token
+    from shared.config import get_settings
     from shared.dev import localdb, migrate
     from shared.dev.devserver import dev_cron_seconds, function_sources, provider_modes, serve
     from shared.dev.seed import seed_demo
 
     started_here = "DATABASE_URL" not in os.environ
     url = localdb.start() if started_here else os.environ["DATABASE_URL"]
-    _dev_defaults(url)
+    _dev_defaults(url, args.port)
     try:
         applied = migrate.migrate(url, local=True)
         print(f"database ready under {localdb.state_dir()} ({len(applied)} new migration(s))")
@@ -305,10 +324,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"operator page: {base}/    health: {base}/healthz")
         for name in function_sources():
             print(f"  {base}/{name}")
+        settings = get_settings()
+        origins = settings.allowed_origins()
+        print("browser origins allowed (CORS_ORIGINS): " + (", ".join(origins) or "none"))
+        print(f"emailed links open: {settings.app_base_url}/... (APP_BASE_URL)")
+        print(f"X consent page: {settings.x_authorize_url}; X returns to {settings.x_redirect_uri}")
         print(f"demo user {demo['user_id']} <{demo['email']}>, goal {demo['goal_id']}")
         print(f"development JWT (7 days):\n{token}")
         print("=" * 72, flush=True)
-        serve(port=args.port, scheduler_seconds=cron if cron > 0 else None)
+        serve(port=args.port, scheduler_seconds=cron if cron > 0 else None, dev_jwt=token)
     except KeyboardInterrupt:
         pass
     finally:

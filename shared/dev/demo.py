@@ -189,6 +189,7 @@ def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, 
     for notice in notices:
         say.say(f"{notice['type']}: {notice['status']}")
     _pause_with_notice(http, say, user, user_id, email, service)
+    _local_pages(http, say, base_url, user, user_id, email)
     _leaving(http, say, service)
     print("\nDone. The operator page shows it all: " + base_url + "/", flush=True)
     return {
@@ -255,6 +256,95 @@ def _pause_with_notice(
             "select title, deadline from public.checkpoints where goal_id = %s order by order_position", [goal["id"]]
         ).fetchall():
             say.say(f"{cp['title']}: now due {cp['deadline']:%Y-%m-%d %H:%M} UTC (5 days later)")
+
+
+def _button(page: str) -> tuple[str, dict[str, Any]]:
+    """What a local page's button sends (its data-url and data-body), as the browser would."""
+    import html
+    import re
+
+    match = re.search(r"data-url='([^']*)' data-body='([^']*)'", page)
+    if match is None:
+        raise RuntimeError("the page has no button")
+    return html.unescape(match.group(1)), json.loads(html.unescape(match.group(2)))
+
+
+def _local_pages(http: Any, say: Narrator, base_url: str, user: dict[str, str], user_id: Any, email: str) -> None:
+    """X's consent screen and a witness's emailed link, clicked through make dev's local pages."""
+    import html
+    import re
+
+    say.title("Connecting X and asking a witness, clicked through the local pages")
+    started = http.post("/connect_x", headers=user, json={"action": "start"})
+    consent_url = started.json().get("authorize_url", "")
+    say.say(f"X consent page: {consent_url.split('?')[0]}")
+    allow = re.search(r"id='allow' href='([^']*)'", http.get(consent_url).text) if consent_url else None
+    if allow is None:
+        say.say("the consent page is not make dev's own (X_CLIENT_ID is set); skipped")
+    else:
+        callback_url = html.unescape(allow.group(1))
+        say.say(f"'Allow' returns to: {callback_url.split('?')[0]}")
+        url, body = _button(http.get(callback_url).text)
+        done = http.post(url, headers=user, json=body)
+        say.request("POST", url, {"action": "callback", "code": "…", "state": "…"}, done)
+    now = datetime.now(UTC)
+    with db.transaction() as conn:
+        contact = conn.execute(
+            "insert into public.contacts (user_id, name, email, role, verified, verified_at)"
+            " values (%s, 'Wendy Witness', 'wendy.witness@example.com', '{witness}', true, now()) returning id",
+            [user_id],
+        ).fetchone()
+    assert contact is not None
+    with db.as_user(user_id, email=email) as conn:
+        goal = conn.execute(
+            "insert into public.goals (user_id, title, final_deadline, grading_rubric, referee_type,"
+            " witness_contact_id, monetary_stake, charity_destination) values (%s, 'Paint the shed', %s,"
+            " 'The shed is painted, every wall', 'human_witness', %s, 0, 'givedirectly') returning id",
+            [user_id, now + timedelta(days=10), contact["id"]],
+        ).fetchone()
+    assert goal is not None
+    with db.as_service() as conn:
+        conn.execute("select app.activate_goal(%s)", [goal["id"]])
+        checkpoint = conn.execute(
+            "select id from public.checkpoints where goal_id = %s order by order_position limit 1", [goal["id"]]
+        ).fetchone()
+    assert checkpoint is not None
+    path = f"{user_id}/shed/{uuid.uuid4().hex}.png"
+    upload = http.post(f"/storage/v1/object/proofs/{path}", headers=user, files={"": ("shed.png", _photo())})
+    say.request("POST", f"/storage/v1/object/proofs/{path}", None, upload)
+    with db.as_user(user_id, email=email) as conn:
+        submission = conn.execute(
+            "insert into public.submissions (checkpoint_id, user_id, submission_type, file_path)"
+            " values (%s, %s, 'file', %s) returning id",
+            [checkpoint["id"], user_id, path],
+        ).fetchone()
+    assert submission is not None
+    graded = http.post("/grade_submission", headers=user, json={"submission_id": str(submission["id"])})
+    say.request("POST", "/grade_submission", {"submission_id": str(submission["id"])}, graded)
+    with db.as_service() as conn:
+        mail = conn.execute(
+            "select payload ->> 'text' as text from public.dev_outbox where recipient = 'wendy.witness@example.com'"
+            " order by id desc limit 1"
+        ).fetchone()
+    links = re.findall(r"(https?://\S+/witness\?token=[\w.-]+)", (mail or {}).get("text") or "")
+    if not links or not links[0].startswith(base_url):
+        say.say("the witness's email links to the frontend (APP_BASE_URL), not make dev's page; skipped")
+        return
+    say.say(f"witness page (from Wendy's email): {links[0].split('?')[0]}")
+    url, body = _button(http.get(links[0]).text)
+    answered = http.post(url, json=body)  # the witness has no account: the signed link is the credential
+    say.request("POST", url, {"action": "witness_verdict", "verdict": body.get("verdict"), "token": "…"}, answered)
+
+
+def _photo() -> bytes:
+    """A small real PNG (proof is decoded and fingerprinted when it is captured)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((320, 240)).convert("RGB").save(out, "PNG")
+    return out.getvalue()
 
 
 def _leaving(http: Any, say: Narrator, service: dict[str, str]) -> None:

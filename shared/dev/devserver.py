@@ -180,11 +180,17 @@ def operator_page() -> str:
     )
 
 
-def build_app(functions_dir: Path = FUNCTIONS_DIR) -> Any:
-    """The WSGI app: / and /healthz on the root, one functions-framework app per function."""
+def build_app(functions_dir: Path = FUNCTIONS_DIR, *, dev_jwt: str = "") -> Any:
+    """The WSGI app: / and /healthz on the root, the local stand-in pages (shared.dev.pages), and one
+    functions-framework app per function."""
     import functions_framework
 
+    from shared.dev import pages
+
     root = flask.Flask("threativator-dev")
+    root.config["DEV_JWT"] = dev_jwt
+    if get_settings().environment != "production":
+        pages.register(root)
 
     @root.get("/healthz")
     def healthz() -> flask.Response:
@@ -263,10 +269,12 @@ class DevScheduler(threading.Thread):
             self.tick()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8080, *, scheduler_seconds: float | None = None) -> None:
+def serve(
+    host: str = "127.0.0.1", port: int = 8080, *, scheduler_seconds: float | None = None, dev_jwt: str = ""
+) -> None:
     from werkzeug.serving import make_server
 
-    server = make_server(host, port, build_app(), threaded=True)
+    server = make_server(host, port, build_app(dev_jwt=dev_jwt), threaded=True)
     scheduler = None
     if scheduler_seconds:
         scheduler = DevScheduler(f"http://{host}:{port}", scheduler_seconds)

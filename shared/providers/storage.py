@@ -3,6 +3,7 @@ Auth admin API (deleting an account's Auth user when it is erased)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from shared.config import get_settings
@@ -27,10 +28,28 @@ def _client() -> Any:
     )
 
 
+def local_object(bucket: str, path: str) -> Path:
+    """Where make dev keeps an object (DEV_STORAGE_DIR/<bucket>/<path>); ProviderRefused for a path
+    that would leave the folder or when no folder is set."""
+    root = get_settings().dev_storage_dir
+    if root is None:
+        raise ProviderRefused("no proof storage is configured (set SUPABASE_SECRET_KEYS or DEV_STORAGE_DIR)")
+    base = Path(root).resolve() / bucket
+    target = (base / path).resolve()
+    if not path or "\x00" in path or not target.is_relative_to(base) or target == base:
+        raise ProviderRefused("not a valid object path")
+    return target
+
+
 def download(path: str) -> bytes:
     """One object from the proof bucket; ProviderUnavailable on a transport fault, ProviderRefused otherwise."""
     import httpx
 
+    if dry():
+        target = local_object(get_settings().submission_bucket, path)
+        if not target.is_file():
+            raise ProviderRefused("the proof file could not be read from storage")
+        return target.read_bytes()
     try:
         data: bytes = _client().storage.from_(get_settings().submission_bucket).download(path)
     except httpx.TransportError:
@@ -50,6 +69,9 @@ def remove(paths: list[str]) -> None:
     if dry():
         from shared.providers import outbox
 
+        if get_settings().dev_storage_dir is not None:
+            for path in paths:
+                local_object(get_settings().submission_bucket, path).unlink(missing_ok=True)
         outbox.record("storage", None, f"{len(paths)} proof file(s) deleted", {"paths": len(paths)})
         return
     try:

@@ -68,6 +68,38 @@ def record_dry_post(user_id: str, summary: str, consequence_id: str) -> str:
     return "dry-post"
 
 
+# Dry mode (make dev): the local consent page (shared/dev/devserver.py) answers as X's would, with
+# a code bound to the PKCE challenge, so the exchange checks the verifier exactly as X does.
+DRY_CLIENT_ID = "threativator-dry-client"
+DRY_CODE_PREFIX = "dry-"
+
+
+def dry_authorization_code(code_challenge: str) -> str:
+    return DRY_CODE_PREFIX + code_challenge
+
+
+def _dry_tokens() -> dict[str, Any]:
+    import secrets
+
+    return {
+        "token_type": "bearer",
+        "access_token": "dry-access-" + secrets.token_urlsafe(24),
+        "refresh_token": "dry-refresh-" + secrets.token_urlsafe(24),
+        "expires_in": 7200,
+        "scope": "tweet.read tweet.write users.read media.write offline.access",
+    }
+
+
+def _dry_exchange(code: str, verifier: str) -> dict[str, Any]:
+    import base64
+    import hashlib
+
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    if code != dry_authorization_code(challenge):
+        raise ProviderRefused("x refused the grant (400)", "400")
+    return _dry_tokens()
+
+
 def _check(status: int, what: str) -> None:
     if status == 429 or status >= 500:
         raise ProviderUnavailable(f"x {what} answered {status}")
@@ -102,18 +134,27 @@ def _token(form: dict[str, str]) -> dict[str, Any]:
 
 def exchange_code(*, code: str, verifier: str, redirect_uri: str) -> dict[str, Any]:
     """OAuth 2.0 authorization code + PKCE verifier -> tokens."""
+    if dry():
+        return _dry_exchange(code, verifier)
     return _token(
         {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
     )
 
 
 def refresh(refresh_token: str) -> dict[str, Any]:
+    if dry():
+        if not refresh_token.startswith("dry-refresh-"):
+            raise ProviderRefused("x refused the grant (400)", "400")
+        return _dry_tokens()
     return _token({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
 
 def revoke(access_token: str) -> None:
     """Best effort: ProviderUnavailable when X cannot be reached."""
     import httpx
+
+    if dry():
+        return
 
     body, auth = _client_auth({"token": access_token, "token_type_hint": "access_token"})
     try:

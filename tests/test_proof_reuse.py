@@ -359,3 +359,22 @@ def test_proof_for_a_checkpoint_that_has_not_opened_fails_and_phrases_are_the_se
     # Without the challenge, no phrase is issued at all.
     plain = f.goal(owner, alice)
     assert set(_phrases(owner, plain)) == {None}
+
+
+def test_the_witness_is_told_the_phrase_the_proof_must_show(stack: Stack, owner: Conn) -> None:
+    alice = f.user(owner, "alice")
+    witness = f.contact(owner, alice, email="wanda@example.com")
+    submission = file_submission(
+        owner, stack, alice, picture(61), referee="human_witness", witness=witness, challenge=True
+    )
+    assert grade(submission, as_user(alice)).json["status"] == "awaiting_witness"
+    phrase = owner.execute(
+        "select cp.proof_phrase from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id"
+        " where s.id = %s",
+        [submission],
+    ).fetchone()
+    assert phrase is not None and phrase["proof_phrase"]
+    [mail] = [m for m in stack.sendgrid.mails if stack.sendgrid.to(m) == ["wanda@example.com"]]
+    assert f"The proof must show this phrase, chosen by us when the checkpoint opened: “{phrase['proof_phrase']}”." in (
+        stack.sendgrid.text(mail)
+    )

@@ -44,6 +44,7 @@ class WitnessRequestData(BaseModel):
     goal_title: str | None = Field(default=None, max_length=200)
     checkpoint_title: str | None = Field(default=None, max_length=200)
     owner_name: str | None = Field(default=None, max_length=100)
+    proof_phrase: str | None = Field(default=None, max_length=60, description="The checkpoint's challenge phrase")
     replaced: bool = Field(
         default=False, description="The witness was silent too long: their verdict is no longer asked"
     )

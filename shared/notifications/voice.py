@@ -157,6 +157,11 @@ def _witness_request(data: WitnessRequestData, reader: Reader) -> Rendered:
         [
             f"{owner} named you as the witness for “{_goal(data)}” and has submitted proof for "
             f"“{data.checkpoint_title or 'a checkpoint'}”.",
+            *(
+                [f"The proof must show this phrase, chosen by us when the checkpoint opened: “{data.proof_phrase}”."]
+                if data.proof_phrase
+                else []
+            ),
             f"If the proof meets the goal, say so: {reader.links['pass']}",
             f"If it does not, say that: {reader.links['fail']}",
             "Each link works once. Your verdict is final.",
@@ -388,7 +393,8 @@ _CONTEXT = {
     "witness_request": (
         "submission_id",
         "select g.title as goal_title, cp.title as checkpoint_title,"
-        " coalesce(u.display_name, split_part(u.email, '@', 1)) as owner_name"
+        " coalesce(u.display_name, split_part(u.email, '@', 1)) as owner_name,"
+        " case when g.proof_challenge then cp.proof_phrase end as proof_phrase"
         " from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id"
         " join public.goals g on g.id = cp.goal_id join public.users u on u.id = s.user_id where s.id = %s",
     ),
@@ -439,6 +445,8 @@ def _with_context(conn: db.Connection, kind: str, data: dict[str, Any]) -> dict[
             raise Suppressed("the checkpoint no longer exists")
         return {**_PLAIN, **{k: v for k, v in data.items() if v is not None}}
     merged = {**data, **{k: found[k] for k in _WORDING if found.get(k) is not None}}
+    if kind == "witness_request":
+        merged["proof_phrase"] = found["proof_phrase"]
     if kind == "deadline_reminder":
         merged["deadline"] = found["deadline"].isoformat()
         merged["is_final"] = found["is_final"]

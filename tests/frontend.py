@@ -16,6 +16,7 @@ import httpx
 import psycopg
 from psycopg.rows import dict_row
 
+from shared.dev.pages import read_button
 from tests.images import picture
 
 PAGE_ORIGIN = "http://localhost:5173"
@@ -97,13 +98,6 @@ def every_function(http: httpx.Client, jwt: str, goal_id: str) -> None:
     _readable(signed_out)
 
 
-def _button_body(page: str) -> tuple[str, dict[str, Any]]:
-    """What the page's button sends: its data-url and data-body, as the browser reads them."""
-    match = re.search(r"data-url='([^']*)' data-body='([^']*)'", page)
-    assert match is not None, page
-    return html.unescape(match.group(1)), json.loads(html.unescape(match.group(2)))
-
-
 def connect_x(http: httpx.Client, base: str, jwt: str) -> list[str]:
     user = {"Authorization": f"Bearer {jwt}", "Origin": PAGE_ORIGIN}
     started = http.post("/connect_x", headers=user, json={"action": "start"})
@@ -118,7 +112,7 @@ def connect_x(http: httpx.Client, base: str, jwt: str) -> list[str]:
     assert callback_url.startswith(f"{base}/app/x/callback?")
     callback = http.get(callback_url)
     assert callback.status_code == 200
-    url, body = _button_body(callback.text)
+    url, body = read_button(callback.text)
     completed = http.post(url, headers={"Authorization": f"Bearer {jwt}", "Origin": base}, json=body)
     assert completed.status_code == 200 and completed.json()["connected"] is True, completed.text
     # The same code cannot be used twice, as with X.
@@ -194,7 +188,7 @@ def witness(http: httpx.Client, base: str, jwt: str, user_id: str, database: str
     assert len(links) == 2
     page = http.get(links[0])
     assert page.status_code == 200 and "Your verdict as a witness" in page.text
-    url, body = _button_body(page.text)
+    url, body = read_button(page.text)
     # A bogus token: a clear 400, never a 500.
     bogus = http.post(url, headers={"Origin": base}, json={**body, "token": "x" * 40})
     assert bogus.status_code == 400 and bogus.json()["error"]["code"] == "invalid_token"

@@ -378,3 +378,29 @@ def test_the_witness_is_told_the_phrase_the_proof_must_show(stack: Stack, owner:
     assert f"The proof must show this phrase, chosen by us when the checkpoint opened: “{phrase['proof_phrase']}”." in (
         stack.sendgrid.text(mail)
     )
+
+
+def test_an_owner_cannot_write_their_proofs_fingerprints(stack: Stack, owner: Conn) -> None:
+    """The dodge: a row inserted with a made-up hash or capture time, or one edited after capture,
+    to slip past the checks. Only the grader writes them."""
+    alice = f.user(owner, "alice")
+    checkpoint = f.checkpoint_ids(owner, f.goal(owner, alice))[0]
+    claims = {"sub": str(alice), "role": "authenticated", "aud": "authenticated"}
+    for column, value in [
+        ("proof_phash", 12345),
+        ("proof_taken_at", datetime.now(UTC)),
+        ("proof_taken_zoned", True),
+        ("proof_text_sha256", "0" * 64),
+    ]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), db.as_role("authenticated", claims) as conn:
+            conn.execute(
+                f"insert into public.submissions (checkpoint_id, user_id, submission_type, file_path, {column})"
+                " values (%s, %s, 'file', %s, %s)",
+                [checkpoint, alice, f"{alice}/x.png", value],
+            )
+    graded = file_submission(owner, stack, alice, picture(71), path="g/1.png")
+    assert grade(graded, as_user(alice)).json["status"] == "passed"
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), db.as_role("authenticated", claims) as conn:
+        conn.execute("update public.submissions set proof_phash = 0 where id = %s", [graded])
+    stored = owner.execute("select proof_phash from public.submissions where id = %s", [graded]).fetchone()
+    assert stored is not None and stored["proof_phash"] is not None and stored["proof_phash"] != 0

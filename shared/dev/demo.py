@@ -258,21 +258,12 @@ def _pause_with_notice(
             say.say(f"{cp['title']}: now due {cp['deadline']:%Y-%m-%d %H:%M} UTC (5 days later)")
 
 
-def _button(page: str) -> tuple[str, dict[str, Any]]:
-    """What a local page's button sends (its data-url and data-body), as the browser would."""
-    import html
-    import re
-
-    match = re.search(r"data-url='([^']*)' data-body='([^']*)'", page)
-    if match is None:
-        raise RuntimeError("the page has no button")
-    return html.unescape(match.group(1)), json.loads(html.unescape(match.group(2)))
-
-
 def _local_pages(http: Any, say: Narrator, base_url: str, user: dict[str, str], user_id: Any, email: str) -> None:
     """X's consent screen and a witness's emailed link, clicked through make dev's local pages."""
     import html
     import re
+
+    from shared.dev.pages import read_button
 
     say.title("Connecting X and asking a witness, clicked through the local pages")
     started = http.post("/connect_x", headers=user, json={"action": "start"})
@@ -284,7 +275,7 @@ def _local_pages(http: Any, say: Narrator, base_url: str, user: dict[str, str], 
     else:
         callback_url = html.unescape(allow.group(1))
         say.say(f"'Allow' returns to: {callback_url.split('?')[0]}")
-        url, body = _button(http.get(callback_url).text)
+        url, body = read_button(http.get(callback_url).text)
         done = http.post(url, headers=user, json=body)
         say.request("POST", url, {"action": "callback", "code": "…", "state": "…"}, done)
     now = datetime.now(UTC)
@@ -331,7 +322,7 @@ def _local_pages(http: Any, say: Narrator, base_url: str, user: dict[str, str], 
         say.say("the witness's email links to the frontend (APP_BASE_URL), not make dev's page; skipped")
         return
     say.say(f"witness page (from Wendy's email): {links[0].split('?')[0]}")
-    url, body = _button(http.get(links[0]).text)
+    url, body = read_button(http.get(links[0]).text)
     answered = http.post(url, json=body)  # the witness has no account: the signed link is the credential
     say.request("POST", url, {"action": "witness_verdict", "verdict": body.get("verdict"), "token": "…"}, answered)
 

@@ -80,6 +80,17 @@ def _button(label: str, url: str, body: dict[str, Any]) -> str:
     )
 
 
+def read_button(page: str) -> tuple[str, dict[str, Any]]:
+    """What a page's button sends (its data-url and data-body), read as the browser reads them: for
+    the demo and the tests, which click through these pages without a browser."""
+    import re
+
+    match = re.search(r"data-url='([^']*)' data-body='([^']*)'", page)
+    if match is None:
+        raise ValueError("the page has no button")
+    return html.unescape(match.group(1)), json.loads(html.unescape(match.group(2)))
+
+
 def _unverified_claim(token: str, claim: str) -> str | None:
     """A claim read for display only; grade_submission verifies the token when the button is pressed."""
     import jwt

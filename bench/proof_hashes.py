@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,13 @@ from shared import fingerprints
 from shared.dev import localdb, migrate
 
 BITS = 6
+# Whose submission asks: another user's, made after every stored hash.
+ASKER = {
+    "id": uuid.uuid4(),
+    "user_id": uuid.uuid4(),
+    "checkpoint_id": uuid.uuid4(),
+    "submitted_at": datetime.now(UTC) + timedelta(days=1),
+}
 SIZES = {"bench_hashes_100k": 100_000, "bench_hashes_1m": 1_000_000}
 
 SEED = """
@@ -59,7 +67,8 @@ analyze;
 
 SCAN = """
 select id, bit_count((proof_phash # %(phash)s)::bit(64)) as distance from public.submissions
-where proof_phash is not null and id <> %(id)s and (user_id <> %(user_id)s or checkpoint_id <> %(checkpoint_id)s)
+where proof_phash is not null and (submitted_at, id) < (%(submitted_at)s, %(id)s)
+  and (user_id <> %(user_id)s or checkpoint_id <> %(checkpoint_id)s)
   and bit_count((proof_phash # %(phash)s)::bit(64)) <= %(bits)s
 order by distance, submitted_at limit 1"""
 
@@ -153,11 +162,10 @@ def queries(url: str, count: int) -> list[int]:
 def timed(url: str, sql: str, hashes: list[int]) -> tuple[list[float], int]:
     times: list[float] = []
     hits = 0
-    other = {"id": uuid.uuid4(), "user_id": uuid.uuid4(), "checkpoint_id": uuid.uuid4()}
     with psycopg.connect(url, row_factory=dict_row) as conn:
         conn.execute("select 1")
         for value in hashes:
-            params = fingerprints.near_query_params(value, BITS, **other)
+            params = fingerprints.near_query_params(value, BITS, **ASKER)
             started = time.perf_counter()
             row = conn.execute(sql, params).fetchone()
             times.append(time.perf_counter() - started)
@@ -166,11 +174,10 @@ def timed(url: str, sql: str, hashes: list[int]) -> tuple[list[float], int]:
 
 
 def plan(url: str, value: int) -> str:
-    other = {"id": uuid.uuid4(), "user_id": uuid.uuid4(), "checkpoint_id": uuid.uuid4()}
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "explain (analyze, costs off, timing off, summary off) " + fingerprints.NEAR_QUERY,
-            fingerprints.near_query_params(value, BITS, **other),
+            fingerprints.near_query_params(value, BITS, **ASKER),
         ).fetchall()
     return "\n".join(r[0] for r in rows)
 

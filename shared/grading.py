@@ -242,18 +242,24 @@ def _decide(sub: dict[str, Any], evidence: tuple[bytes, str] | None) -> tuple[st
 
 def _proof_checks(sub: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any] | None]:
     """Which reuse checks ran on the capture and what they found, and the first finding that sends
-    it to a person (None when all are clear). Earlier proof is any earlier submission of anyone's,
-    except the same user's for this same checkpoint (a resubmission is no reuse)."""
+    it to a person (None when all are clear). Earlier proof is any submission made before this one,
+    by anyone, except the same user's for this same checkpoint (a resubmission is no reuse). Only
+    earlier ones count: a copy made later never sends the original to review."""
     checks: dict[str, str] = {}
-    earlier_of = {"id": sub["id"], "user_id": sub["user_id"], "checkpoint_id": sub["checkpoint_id"]}
+    earlier_of = {
+        "id": sub["id"],
+        "user_id": sub["user_id"],
+        "checkpoint_id": sub["checkpoint_id"],
+        "submitted_at": sub["submitted_at"],
+    }
     with db.as_service() as conn:
 
         def earlier(column: str) -> UUID | None:
             if sub.get(column) is None:
                 return None
             row = conn.execute(
-                f"select id from public.submissions where {column} = %(value)s and id <> %(id)s"  # noqa: S608
-                " and (user_id <> %(user_id)s or checkpoint_id <> %(checkpoint_id)s) order by submitted_at limit 1",
+                f"select id from public.submissions where {column} = %(value)s"  # noqa: S608
+                f" and {fingerprints.EARLIER} order by submitted_at limit 1",
                 {"value": sub[column], **earlier_of},
             ).fetchone()
             return row["id"] if row else None

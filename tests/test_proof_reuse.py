@@ -404,3 +404,22 @@ def test_an_owner_cannot_write_their_proofs_fingerprints(stack: Stack, owner: Co
         conn.execute("update public.submissions set proof_phash = 0 where id = %s", [graded])
     stored = owner.execute("select proof_phash from public.submissions where id = %s", [graded]).fetchone()
     assert stored is not None and stored["proof_phash"] is not None and stored["proof_phash"] != 0
+
+
+def test_a_later_copy_never_sends_the_original_to_review(
+    stack: Stack, owner: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dodge turned on someone else: bob copies alice's photo while her grade waits out our
+    outage. His copy goes to a person; her original, made first, is graded as usual."""
+    monkeypatch.setenv("GEMINI_RETRY_ATTEMPTS", "1")
+    alice, bob = f.user(owner, "alice"), f.user(owner, "bob")
+    original = file_submission(owner, stack, alice, PHOTO, path="o/1.jpg")
+    stack.gemini.default = 503
+    assert grade(original, as_user(alice)).status_code == 503  # captured, then the grader was down
+    stack.gemini.default = PASS
+    copy = file_submission(owner, stack, bob, resized(PHOTO, (640, 480)), path="o/2.jpg")
+    copied = grade(copy, as_user(bob)).json
+    assert copied["status"] == "needs_review" and copied["result"]["reused_submission_id"] == str(original)
+    answer = grade(original, as_user(alice)).json
+    assert answer["status"] == "passed"
+    assert answer["result"]["checks"]["near_reuse"] == "clear"

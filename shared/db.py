@@ -76,7 +76,8 @@ def pool() -> ConnectionPool[Connection]:
                 from psycopg_pool import ConnectionPool
 
                 settings = get_settings()
-                _pool = ConnectionPool(
+                # Published only once open: another thread that sees it never finds it "not open yet".
+                opened: ConnectionPool[Connection] = ConnectionPool(
                     settings.database_url.get_secret_value(),
                     min_size=1,
                     max_size=settings.db_pool_max,
@@ -87,7 +88,8 @@ def pool() -> ConnectionPool[Connection]:
                     open=False,
                     name="threativator",
                 )
-                _pool.open(wait=False)
+                opened.open(wait=False)
+                _pool = opened
     return _pool
 
 

@@ -192,3 +192,46 @@ def test_http_missing_setting_is_a_500_naming_nothing_secret(
     assert response.status_code == 500
     assert response.json["error"]["code"] == "misconfigured"
     assert "SUPABASE_URL" in capsys.readouterr().out
+
+
+def test_the_first_requests_of_a_new_instance_share_one_open_pool(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh instance's first requests arrive together on several threads: none may find the
+    pool created but not yet open (psycopg_pool's PoolClosed, a 500). Opening is slowed down so
+    the window is wide enough to hit every time."""
+    import threading
+    import time
+
+    from psycopg_pool import ConnectionPool
+
+    from shared import db
+
+    real_open = ConnectionPool.open
+
+    def slow_open(self: Any, *args: Any, **kwargs: Any) -> None:
+        time.sleep(0.2)
+        real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConnectionPool, "open", slow_open)
+    db.close_pool()
+    barrier = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def first_request(
+        delay: float, barrier: threading.Barrier = barrier, failures: list[BaseException] = failures
+    ) -> None:
+        barrier.wait()
+        time.sleep(delay)  # requests arriving while the first one is still opening the pool
+        try:
+            with db.as_service() as conn:
+                conn.execute("select 1")
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=first_request, args=(n * 0.03,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

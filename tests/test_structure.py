@@ -84,14 +84,14 @@ def test_console_script_points_at_dev_cli() -> None:
 HEAVY = ("psycopg", "stripe", "sendgrid", "tweepy", "google.genai", "supabase", "cryptography", "httpx", "jwt")
 
 
-@pytest.mark.parametrize("function", sorted(p.parent.name for p in (REPO / "functions").glob("*/main.py")))
-def test_importing_a_function_loads_no_heavy_module(function: str) -> None:
+def _loaded_by_importing(function: str, modules: tuple[str, ...]) -> str:
+    """Which of `modules` a fresh process has loaded after importing the function's main.py."""
     import subprocess
     import sys
 
     probe = (
         "import sys, runpy; runpy.run_path('main.py'); "
-        f"print(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+        f"print(','.join(sorted(m for m in {modules!r} if m in sys.modules)))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -101,4 +101,22 @@ def test_importing_a_function_loads_no_heavy_module(function: str) -> None:
         check=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )
-    assert result.stdout.strip() == ""
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("function", sorted(p.parent.name for p in (REPO / "functions").glob("*/main.py")))
+def test_importing_a_function_loads_no_heavy_module(function: str) -> None:
+    assert _loaded_by_importing(function, HEAVY) == ""
+
+
+# Functions that send nothing at import, and at most on some requests, leave the notification
+# request models and delivery (pydantic models for every kind, SendGrid glue) to first use.
+NOTIFICATION_MODULES = ("shared.notifications.models", "shared.notifications.delivery")
+SENDS_NOTHING_AT_IMPORT = sorted(
+    p.parent.name for p in (REPO / "functions").glob("*/main.py") if p.parent.name != "send_notification"
+)
+
+
+@pytest.mark.parametrize("function", SENDS_NOTHING_AT_IMPORT)
+def test_importing_a_function_builds_no_notification_models(function: str) -> None:
+    assert _loaded_by_importing(function, NOTIFICATION_MODULES) == ""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from shared.auth import mint_token
+from shared.config import get_settings
 from shared.dev import devserver
 from tests.http_helpers import bearer
 
@@ -86,6 +87,9 @@ def test_the_storage_stand_in_keeps_each_user_in_their_own_folder(pages: Any) ->
     assert http.get(f"/storage/v1/object/proofs/{alice}/a.png", headers=bearer(mint_token(bob))).status_code == 403
     assert http.post(f"/storage/v1/object/proofs/{bob}/b.png", data=b"x", headers=as_alice).status_code == 403
     assert http.get(f"/storage/v1/object/proofs/{alice}/a.png").status_code == 403
+    assert http.post(f"/storage/v1/object/other/{alice}/a.png", data=b"x", headers=as_alice).status_code == 404
+    too_big = b"x" * (get_settings().grading_max_proof_bytes + 1)
+    assert http.post(f"/storage/v1/object/proofs/{alice}/big.png", data=too_big, headers=as_alice).status_code == 413
     escape = http.post(f"/storage/v1/object/proofs/{alice}/../../../etc/x", data=b"x", headers=as_alice)
     assert escape.status_code in (400, 403, 404)
     # The grader reads what was uploaded, through the provider's dry mode.

@@ -235,6 +235,11 @@ def _storage_call(bucket: str, key: str) -> flask.Response:
     from shared.providers.errors import ProviderRefused
 
     request = flask.request
+    settings = get_settings()
+    if bucket != settings.submission_bucket:
+        return _storage_error(404, "Bucket not found")
+    if (request.content_length or 0) > settings.grading_max_proof_bytes:
+        return _storage_error(413, "The object exceeded the maximum allowed size")
     try:
         caller = identify(request.headers.get("Authorization"), request.headers.get("apikey"))
     except ApiError:

@@ -31,3 +31,19 @@ def write_section(name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     DOC.write_text(text)
+
+
+def seeded_database(admin_url: str, name: str, seed_sql: str) -> str:
+    """A fresh database `name` beside the admin one, migrated (with sql/local/) and seeded; its URL."""
+    import psycopg
+
+    from shared.dev import migrate
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("drop database if exists {} with (force)").format(psycopg.sql.Identifier(name)))
+        conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
+    url = admin_url.replace("/postgres?", f"/{name}?")
+    migrate.migrate(url, local=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(seed_sql.encode())
+    return url

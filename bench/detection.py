@@ -21,8 +21,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from bench.common import median, write_section
-from shared.dev import localdb, migrate
+from bench.common import median, seeded_database, write_section
+from shared.dev import localdb
 
 OVERDUE = 10_000
 SHARED_BUFFERS = "2GB"
@@ -57,14 +57,7 @@ order by cp.deadline limit 10000
 
 
 def seed(admin_url: str, name: str, goals: int) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("drop database if exists {} with (force)").format(psycopg.sql.Identifier(name)))
-        conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
-    url = admin_url.replace("/postgres?", f"/{name}?")
-    migrate.migrate(url, local=True)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(SEED.replace("%(goals)s", str(goals)).replace("%(overdue)s", str(OVERDUE)).encode())
-    return url
+    return seeded_database(admin_url, name, SEED.replace("%(goals)s", str(goals)).replace("%(overdue)s", str(OVERDUE)))
 
 
 def timed_pass(url: str) -> tuple[float, dict[str, Any]]:

@@ -31,9 +31,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from bench.common import ROOT, median, percentile, write_section
+from bench.common import ROOT, median, percentile, seeded_database, write_section
 from shared import fingerprints
-from shared.dev import localdb, migrate
+from shared.dev import localdb
 
 BITS = 6
 # Whose submission asks: another user's, made after every stored hash.
@@ -127,14 +127,7 @@ def hashing(repeats: int) -> dict[str, dict[str, Any]]:
 
 
 def seed(admin_url: str, name: str, rows: int) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("drop database if exists {} with (force)").format(psycopg.sql.Identifier(name)))
-        conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
-    url = admin_url.replace("/postgres?", f"/{name}?")
-    migrate.migrate(url, local=True)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(SEED.replace("%(rows)s", str(rows)).encode())
-    return url
+    return seeded_database(admin_url, name, SEED.replace("%(rows)s", str(rows)))
 
 
 def queries(url: str, count: int) -> list[int]:

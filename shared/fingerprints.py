@@ -128,12 +128,11 @@ def taken_at_of(image: Any) -> tuple[datetime | None, bool]:
     return None, False
 
 
-def taken_before(fingerprint: Fingerprint, activated_at: datetime | None) -> bool:
+def taken_before(taken_at: datetime | None, zoned: bool, activated_at: datetime | None) -> bool:
     """The picture was certainly taken before the goal was activated."""
-    if fingerprint.taken_at is None or activated_at is None:
+    if taken_at is None or activated_at is None:
         return False
-    slack = timedelta(0) if fingerprint.taken_at_zoned else UNZONED_SLACK
-    return fingerprint.taken_at < activated_at - slack
+    return taken_at < activated_at - (timedelta(0) if zoned else UNZONED_SLACK)
 
 
 def to_signed(value: int) -> int:

@@ -289,8 +289,8 @@ def _proof_checks(sub: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any] |
     if stamp is None:
         checks["capture_time"] = "no_exif_time"
         return checks, None
-    taken = fingerprints.Fingerprint(taken_at=stamp, taken_at_zoned=bool(sub.get("proof_taken_zoned", True)))
-    if fingerprints.taken_before(taken, sub["activated_at"]):
+    # A stamp stored without knowing its zone is read as unzoned: the cautious reading.
+    if fingerprints.taken_before(stamp, bool(sub.get("proof_taken_zoned")), sub["activated_at"]):
         checks["capture_time"] = "before_activation"
         return checks, {
             "reason": "the photo's own capture time is before the goal began; a person will look at it",

@@ -259,8 +259,7 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.guard_checkpoints",
         "private.challenge_phrase",
         "app.issue_proof_phrase",
-        "app.open_next_checkpoint",
-        "app.open_first_checkpoint",
+        "app.open_checkpoint",
         "public.checkpoints checkpoints_open_next",
         "public.goals goals_open_first",
     }

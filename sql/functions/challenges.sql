@@ -41,33 +41,31 @@ as $$
   ) and cp.proof_phrase is null
 $$;
 
-create or replace function app.open_next_checkpoint() returns trigger
+-- One trigger function for both openings: a goal activated opens its first checkpoint, a
+-- checkpoint completed or missed (or added) opens the goal's next one.
+create or replace function app.open_checkpoint() returns trigger
 language plpgsql security definer
 set search_path = ''
 as $$
 begin
-  perform app.issue_proof_phrase(new.goal_id);
-  return null;
-end
-$$;
-
-create or replace function app.open_first_checkpoint() returns trigger
-language plpgsql security definer
-set search_path = ''
-as $$
-begin
-  perform app.issue_proof_phrase(new.id);
+  if tg_table_name = 'goals' then
+    perform app.issue_proof_phrase(new.id);
+  else
+    perform app.issue_proof_phrase(new.goal_id);
+  end if;
   return null;
 end
 $$;
 
 create or replace trigger checkpoints_open_next after insert or update of status on public.checkpoints
-  for each row execute function app.open_next_checkpoint();
+  for each row execute function app.open_checkpoint();
 create or replace trigger goals_open_first after update of status on public.goals
-  for each row when (new.status = 'active' and new.proof_challenge) execute function app.open_first_checkpoint();
+  for each row when (new.status = 'active' and new.proof_challenge) execute function app.open_checkpoint();
+-- The two functions they called before; nothing else refers to them.
+drop function if exists app.open_next_checkpoint();
+drop function if exists app.open_first_checkpoint();
 
 revoke all on function private.challenge_phrase() from public, anon, authenticated;
 revoke all on function app.issue_proof_phrase(uuid) from public, anon, authenticated;
-revoke all on function app.open_next_checkpoint() from public, anon, authenticated;
-revoke all on function app.open_first_checkpoint() from public, anon, authenticated;
+revoke all on function app.open_checkpoint() from public, anon, authenticated;
 grant execute on function app.issue_proof_phrase(uuid) to service_role;

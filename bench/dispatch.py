@@ -19,9 +19,11 @@ import time
 import urllib.request
 from urllib.parse import urlparse
 
+import psutil
 import psycopg
 
 from bench.common import ROOT, write_section
+from bench.cpu import CpuMeter
 from bench.servers import database, free_port, gunicorn
 from shared.auth import mint_token
 
@@ -68,6 +70,8 @@ def main() -> None:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(SEED.replace("%(n)s", str(n)).encode())
                 ids = [str(r[0]) for r in conn.execute("select id from public.consequences").fetchall()]
+                backend = conn.execute("select pg_backend_pid()").fetchone()
+            postmaster = psutil.Process(backend[0] if backend else 0).ppid()
             env = {
                 "DATABASE_URL": url,
                 "SUPABASE_URL": "http://127.0.0.1:1",
@@ -88,7 +92,7 @@ def main() -> None:
                 env,
                 workers=WORKERS,
                 threads=THREADS,
-            ) as fn_url:
+            ) as (fn_url, fn_pid):
                 parsed = urlparse(fn_url)
                 queue = list(ids)
                 lock = threading.Lock()
@@ -112,13 +116,20 @@ def main() -> None:
                         with lock:
                             outcomes[response.status] = outcomes.get(response.status, 0) + 1
 
-                started = time.perf_counter()
-                threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                elapsed = time.perf_counter() - started
+                families = {
+                    "the function (gunicorn workers)": fn_pid,
+                    "PostgreSQL": postmaster,
+                    "the Stripe stand-in": standins.pid,
+                    "the clients (this process)": os.getpid(),
+                }
+                with CpuMeter(families) as meter:
+                    started = time.perf_counter()
+                    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+                    elapsed = time.perf_counter() - started
             with psycopg.connect(url) as conn:
                 done = conn.execute(
                     "select count(*) from public.consequences where execution_status = 'completed'"
@@ -138,10 +149,16 @@ def main() -> None:
     rate = n / elapsed
     ceiling = CLIENTS / DELAY
     ratio = rate / ceiling
-    duplicates = stats["creations"] - stats["transfers"]
+    duplicates = stats["duplicates"]
+    cores = os.cpu_count() or 1
+    cpu_ms = {label: seconds * 1000 / n for label, seconds in meter.seconds.items()}
+    total_ms = sum(cpu_ms.values())
+    machine_bound = cores * 1000 / total_ms  # consequences per second if every core were busy with nothing else
+    cpu_rows = "\n".join(f"| {label} | {value:.2f} | {value / total_ms:.0%} |" for label, value in cpu_ms.items())
+    print(f"CPU per consequence {total_ms:.1f} ms: {cpu_ms}; {cores} cores allow {machine_bound:.0f}/s")
     print(
         f"{rate:.0f} consequences/s (ceiling {ceiling:.0f}/s, ratio {ratio:.2f}); completed {done}; "
-        f"transfers {stats['creations']}; forfeits {forfeits}; outcomes {outcomes}"
+        f"transfers {stats['transfers']} ({duplicates} duplicates); forfeits {forfeits}; outcomes {outcomes}"
     )
     write_section(
         "dispatch",
@@ -162,12 +179,24 @@ through SendGrid inside the request: two calls, a ceiling of {ceiling / 2:.0f} p
 | consequences per second | {rate:.0f} | |
 | ratio to the stand-in's ceiling | {ratio:.2f} | at least 0.5: {"met" if ratio >= 0.5 else "not met"} |
 | completed | {done[0] if done else "?"} of {n} | all |
-| transfers created (distinct idempotency keys) / requests that created one | {stats["transfers"]} / {stats["creations"]} | equal |
-| duplicate transfers | {duplicates} | 0 |
+| transfer requests / transfers created / consequences paid | {stats["requests"]} / {stats["transfers"]} / {stats["consequences"]} | {n} each |
+| duplicate transfers (a second transfer created for one consequence, whatever its key) | {duplicates} | 0 |
 | forfeits posted / distinct consequences | {forfeits[0] if forfeits else "?"} / {forfeits[1] if forfeits else "?"} | equal |
 | notices queued with their outcome (sent later by check_deadlines) | {notices[0] if notices else "?"} | {n} |
 | emails sent inside trigger_consequence | {stats["mails"]} | 0 |
 | HTTP answers | {outcomes} | all 200 |
+
+Where the machine's time went during the run (CPU time by process family, `bench/cpu.py`, divided by the
+consequences executed):
+
+| process | CPU ms per consequence | share |
+|---|---|---|
+{cpu_rows}
+| all | {total_ms:.2f} | |
+
+At {total_ms:.1f} ms of CPU per consequence, {cores} cores can execute at most {machine_bound:.0f} per second
+even if they did nothing else: {machine_bound / ceiling:.2f} of the stand-in's ceiling. The measured rate is
+{rate / machine_bound:.0%} of that bound.
 """,
     )
 

@@ -93,10 +93,10 @@ def main() -> None:
         os.environ.update(env)
         token = mint_token(str(user), ttl_seconds=3600)
         vouch = json.dumps({"action": "vouch", "submission_id": str(submission[0])}).encode()
-        with gunicorn("hello", ROOT / "bench/hello/main.py", env) as hello_url:
+        with gunicorn("hello", ROOT / "bench/hello/main.py", env) as (hello_url, _):
             load(hello_url, b"{}", {}, 1.0)  # warm up every worker
             base_rps, base_lat, base_status = load(hello_url, b"{}", {}, seconds)
-        with gunicorn("grade_submission", ROOT / "functions/grade_submission/main.py", env) as fn_url:
+        with gunicorn("grade_submission", ROOT / "functions/grade_submission/main.py", env) as (fn_url, _):
             load(fn_url, vouch, {"Authorization": f"Bearer {token}"}, 1.0)
             rps, lat, status = load(fn_url, vouch, {"Authorization": f"Bearer {token}"}, seconds)
     ratio = rps / base_rps

@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.common import ROOT
 from shared.dev import localdb, migrate
@@ -38,8 +39,15 @@ def database() -> Iterator[str]:
         localdb.stop(data_dir)
 
 
+class Served(NamedTuple):
+    url: str
+    pid: int  # gunicorn's master; its workers are its children
+
+
 @contextmanager
-def gunicorn(target: str, source: Path, env: dict[str, str], workers: int = WORKERS, threads: int = 4) -> Iterator[str]:
+def gunicorn(
+    target: str, source: Path, env: dict[str, str], workers: int = WORKERS, threads: int = 4
+) -> Iterator[Served]:
     port = free_port()
     app = f"functions_framework:create_app(target={target!r}, source={str(source)!r})"
     proc = subprocess.Popen(
@@ -70,7 +78,7 @@ def gunicorn(target: str, source: Path, env: dict[str, str], workers: int = WORK
                 break
             except OSError:
                 time.sleep(0.1)
-        yield url
+        yield Served(url, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=20)

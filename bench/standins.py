@@ -1,5 +1,12 @@
 """Stand-ins for Stripe transfers and SendGrid mail that answer after a fixed delay, in their own
-process, counting what they are asked to create (by idempotency key) so duplicates show.
+process, counting what they are asked to create so duplicates show.
+
+Like Stripe, they speak HTTP/1.1 with keep-alive: a client reuses its connection rather than
+opening one (and, on this side, starting a thread) per request.
+
+Counted: every transfer request, the transfers created (one per new idempotency key), and the
+transfers created per consequence (from `metadata[consequence_id]`). A duplicate is a second
+transfer created for the same consequence, whatever its key.
 
     python -m bench.standins PORT DELAY_SECONDS
 """
@@ -11,42 +18,78 @@ import json
 import sys
 import threading
 import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
-from werkzeug import Request, Response
-from werkzeug.serving import make_server
-
-STATE: dict[str, Any] = {"transfers": {}, "creations": 0, "mails": 0}
+STATE: dict[str, Any] = {"requests": 0, "transfers": {}, "per_consequence": Counter(), "mails": 0}
 LOCK = threading.Lock()
 IDS = itertools.count(1)
 
 
-def app(environ: dict[str, Any], start_response: Any) -> Any:
-    request = Request(environ)
-    delay = float(sys.argv[2])
-    if request.path == "/stats":
-        with LOCK:
-            body = {"transfers": len(STATE["transfers"]), "creations": STATE["creations"], "mails": STATE["mails"]}
-        return Response(json.dumps(body), content_type="application/json")(environ, start_response)
-    time.sleep(delay)
-    if request.path == "/v1/transfers" and request.method == "POST":
-        key = request.headers.get("Idempotency-Key", "")
-        with LOCK:
-            if key not in STATE["transfers"]:
-                STATE["creations"] += 1
-                STATE["transfers"][key] = {
-                    "id": f"tr_{next(IDS)}",
-                    "object": "transfer",
-                    "amount": int(request.form["amount"]),
-                }
-            obj = STATE["transfers"][key]
-        return Response(json.dumps(obj), content_type="application/json")(environ, start_response)
-    if request.path == "/v3/mail/send":
-        with LOCK:
-            STATE["mails"] += 1
-        return Response("", status=202, headers={"X-Message-Id": "m"})(environ, start_response)
-    return Response("{}", status=404)(environ, start_response)
+def stats() -> dict[str, int]:
+    with LOCK:
+        per_consequence: Counter[str] = STATE["per_consequence"]
+        return {
+            "requests": STATE["requests"],
+            "transfers": len(STATE["transfers"]),
+            "consequences": len(per_consequence),
+            "duplicates": sum(count - 1 for count in per_consequence.values()),
+            "mails": STATE["mails"],
+        }
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Stripe and SendGrid answer
+    disable_nagle_algorithm = True  # headers and body go out in two writes; never wait on a delayed ACK
+    delay = 0.0
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the benchmark reads /stats, not a log
+        return
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path == "/stats":
+            self._answer(200, json.dumps(stats()).encode())
+        else:
+            self._answer(404, b"{}")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        time.sleep(self.delay)
+        if self.path == "/v1/transfers":
+            form = {name: values[0] for name, values in parse_qs(body.decode()).items()}
+            key = self.headers.get("Idempotency-Key", "")
+            with LOCK:
+                STATE["requests"] += 1
+                if key not in STATE["transfers"]:
+                    STATE["per_consequence"][form.get("metadata[consequence_id]", "")] += 1
+                    STATE["transfers"][key] = {
+                        "id": f"tr_{next(IDS)}",
+                        "object": "transfer",
+                        "amount": int(form["amount"]),
+                    }
+                transfer = STATE["transfers"][key]
+            self._answer(200, json.dumps(transfer).encode())
+        elif self.path == "/v3/mail/send":
+            with LOCK:
+                STATE["mails"] += 1
+            self._answer(202, b"", {"X-Message-Id": "m"})
+        else:
+            self._answer(404, b"{}")
 
 
 if __name__ == "__main__":
-    make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True).serve_forever()
+    Handler.delay = float(sys.argv[2])
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    server.daemon_threads = True
+    server.serve_forever()

@@ -322,12 +322,21 @@ def test_killed_between_transfer_and_database_update_never_pays_twice(
     assert len(providers.stripe.created("/v1/transfers")) == 1
     stuck = owner.execute("select execution_status::text, provider_reference from public.consequences").fetchone()
     assert stuck == {"execution_status": "executing", "provider_reference": None}
+    # Nothing was booked yet: the forfeit commits with the completion, in one transaction.
+    assert owner.execute("select count(*) as n from public.ledger_entries where entry_type = 'forfeit'").fetchone() == {
+        "n": 0
+    }
     owner.execute("update public.consequences set lease_expires_at = now() - interval '1 second'")
     assert check()["dispatched"] == 1
     done = owner.execute("select execution_status::text, provider_reference from public.consequences").fetchone()
     assert done is not None and done["execution_status"] == "completed"
     assert len(providers.stripe.created("/v1/transfers")) == 1
     assert done["provider_reference"] == providers.stripe.objects["transfer"][0]["id"]
+    forfeits = owner.execute(
+        "select forfeited_delta, stripe_object_id from public.ledger_entries where entry_type = 'forfeit'"
+    ).fetchall()
+    share = row["monetary_amount"] * 100
+    assert forfeits == [{"forfeited_delta": share, "stripe_object_id": done["provider_reference"]}]
 
 
 def test_killed_after_sending_an_email_never_sends_it_twice(providers: Providers, owner: Conn, repo_root: Any) -> None:

@@ -1,20 +1,26 @@
 """The payout: a Stripe transfer of the earmarked share to the charity, booked in the ledger.
 
 Earmark (at claim, under the goal's lock), then move (Stripe, idempotency key
-`consequence-<id>`), then book (`app.record_transfer` turns the earmark into the
-forfeit). A permanent failure releases the earmark in `app.finish_consequence`.
+`consequence-<id>`), then book: `app.record_transfer` turns the earmark into the
+forfeit in the transaction that completes the consequence (`book`, called by the
+protocol's finish), so the transfer id, the forfeit and the user's notice commit
+together. A crash after the move and before that commit leaves the consequence
+executing; the next attempt finds the transfer by its group and metadata (or
+Stripe answers the same key with the same transfer) and books it then. A
+permanent failure releases the earmark in `app.finish_consequence`.
 """
 
 from __future__ import annotations
 
-from shared import charities, db
+from shared import charities
+from shared.db import Connection
 from shared.engine.errors import Permanent
 from shared.engine.row import Consequence
 from shared.providers import stripe_api
 
 
 def transfer(row: Consequence, owner: str) -> str:
-    """Move the share to the charity once, and book the forfeit in the transaction that records it."""
+    """Move the share to the charity once; the transfer id, booked by `book` when the consequence finishes."""
     if row.provider_reference:
         return row.provider_reference  # recorded by an attempt that crashed before finishing
     # The claim earmarked the amount under the goal's lock, capped at what the goal holds:
@@ -40,6 +46,11 @@ def transfer(row: Consequence, owner: str) -> str:
         metadata=metadata,
         idempotency_key=f"consequence-{row.id}",
     )
-    with db.as_service() as conn:
-        conn.execute("select app.record_transfer(%s, %s, %s, %s)", [row.id, owner, transfer_id, amount])
     return transfer_id
+
+
+def book(conn: Connection, row: Consequence, owner: str, transfer_id: str) -> None:
+    """Record the transfer and turn the earmark into the forfeit, inside the finishing transaction."""
+    if row.provider_reference:
+        return  # recorded by an attempt that crashed before finishing
+    conn.execute("select app.record_transfer(%s, %s, %s, %s)", [row.id, owner, transfer_id, row.earmarked_cents])

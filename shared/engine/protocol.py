@@ -118,6 +118,8 @@ def _finish(
     provider_reference: str | None = None,
 ) -> Consequence:
     with db.as_service() as conn:
+        if outcome == "completed" and row.consequence_type == "monetary" and provider_reference:
+            payout.book(conn, row, owner, provider_reference)  # the forfeit commits with the completion
         finished = (
             conn.cursor(row_factory=Consequence.row_factory())
             .execute(

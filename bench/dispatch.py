@@ -167,7 +167,8 @@ def main() -> None:
 
 Command: `.venv/bin/python -m bench.dispatch {n}` (run by `make bench`). {n:,} due monetary consequences, each executed
 by a `POST /trigger_consequence` (gunicorn, {WORKERS} workers x {THREADS} threads) from {CLIENTS} concurrent clients.
-A stand-in for Stripe runs in its own process and answers after {DELAY * 1000:.0f} ms. Each consequence makes one
+A stand-in for Stripe runs in its own process, keeps connections alive as Stripe does, and answers after
+{DELAY * 1000:.0f} ms. Each consequence makes one
 provider call (the transfer); the user's notice is queued by `app.finish_consequence` in the finishing transaction
 and sent later by `check_deadlines`, so the stand-in's ceiling at {CLIENTS} in flight is
 {CLIENTS} / {DELAY * 1000:.0f} ms = {ceiling:.0f} per second. (Before this change each consequence also sent its notice

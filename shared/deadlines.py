@@ -44,6 +44,9 @@ class CheckResult(BaseModel):
     witness_fallbacks: int = Field(default=0, description="Silent witnesses replaced by the grader this pass")
     released: int = Field(default=0, description="Held consequences whose contest window ended uncontested")
     kompromat_expired: int = Field(default=0, description="Kompromat destroyed after its retention this pass")
+    refunds_resumed: int = Field(
+        default=0, description="Withdrawals whose refunds a Stripe outage left planned, resent this pass"
+    )
     leaving: dict[str, int] = Field(
         default_factory=dict, description="Leaving accounts refunded, erased or deferred this pass"
     )
@@ -219,6 +222,11 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         done = reconciliation.run()
         result.reconciliation = done.model_dump() if done.ran else None
 
+    def refunds() -> None:
+        from shared import holding_cell
+
+        result.refunds_resumed = holding_cell.resume_planned_refunds()
+
     def leaving() -> None:
         from shared import leaving as accounts
 
@@ -246,6 +254,8 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         ("detection", lambda: detect(result, deadline)),
         ("reminders", reminders),
         ("dispatch", lambda: dispatch(result, deadline)),
+        # Refunds a Stripe outage left planned are resent (same keys), before leaving accounts wait on them.
+        ("refunds", refunds),
         # Leaving accounts: what is left is refunded, then a settled account is erased; kompromat
         # past its retention is destroyed (its owner told by the notifications stage below).
         ("leaving", leaving),

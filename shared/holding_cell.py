@@ -204,7 +204,7 @@ def _send_refunds(user_id: UUID, withdrawal_id: UUID) -> None:
                 idempotency_key=f"refund-{refund_row['id']}",
             )
         except ProviderUnavailable:
-            # Left planned: the same request again resumes here with the same keys.
+            # Left planned: the same request again, or check_deadlines a minute later, resumes here with the same keys.
             _logger.warning("refund deferred", extra={"fields": {"withdrawal_id": str(withdrawal_id)}})
             continue
         except ProviderRefused as refused:
@@ -212,6 +212,33 @@ def _send_refunds(user_id: UUID, withdrawal_id: UUID) -> None:
             continue
         status = refund.status if refund.status in ("pending", "succeeded", "failed", "canceled") else "pending"
         _record_refund(refund_row["id"], status, refund.id, None)
+
+
+# A planned refund younger than this may still be on its way in the request that planned it.
+RESUME_PLANNED_AFTER = "1 minute"
+
+
+def resume_planned_refunds(limit: int = 50) -> int:
+    """check_deadlines: resend refunds a Stripe outage left planned, with their own idempotency keys.
+
+    Without this a refund planned during an outage waited for its user to repeat the request,
+    and a leaving account (which repeats nothing) waited forever. Returns the withdrawals resumed."""
+    with db.as_service() as conn:
+        due = conn.execute(
+            "select distinct on (withdrawal_id) withdrawal_id, user_id from public.withdrawal_refunds"
+            " where status = 'planned' and created_at < now() - %s::interval"
+            " order by withdrawal_id limit %s",
+            [RESUME_PLANNED_AFTER, limit],
+        ).fetchall()
+    resumed = 0
+    for row in due:
+        try:
+            _send_refunds(row["user_id"], row["withdrawal_id"])
+            resumed += 1
+        except Exception:
+            # One withdrawal's fault is its own: the others are resumed in this pass.
+            _logger.exception("refund resume failed", extra={"fields": {"withdrawal_id": str(row["withdrawal_id"])}})
+    return resumed
 
 
 def _record_refund(row_id: Any, status: str, refund_id: str | None, error: str | None) -> None:

@@ -27,6 +27,9 @@ from shared.providers.errors import ProviderRefused, ProviderUnavailable
 _logger = get_logger("threativator.leaving")
 
 
+REFUND_REFUSED = "a refund to its card was refused; a person is looking at it"
+
+
 class LeaveRequest(BaseModel):
     action: Literal["request", "cancel", "status", "export"]
 
@@ -51,8 +54,10 @@ class LeavingStatus(BaseModel):
 
 def _status(conn: db.Connection, user_id: UUID) -> LeavingStatus:
     user = conn.execute(
-        "select leaving_requested_at, private.erasure_blocker(id) as blocker from public.users"
-        " where id = %s and erased_at is null",
+        "select leaving_requested_at, private.erasure_blocker(id) as blocker,"
+        " exists (select 1 from public.money_items mi where mi.user_id = u.id and mi.kind = 'refund_refused'"
+        "         and mi.resolved_at is null) as refund_refused"
+        " from public.users u where id = %s and erased_at is null",
         [user_id],
     ).fetchone()
     if user is None:
@@ -66,7 +71,7 @@ def _status(conn: db.Connection, user_id: UUID) -> LeavingStatus:
     return LeavingStatus(
         leaving=user["leaving_requested_at"] is not None,
         requested_at=user["leaving_requested_at"],
-        waiting_for=user["blocker"],
+        waiting_for=REFUND_REFUSED if user["blocker"] and user["refund_refused"] else user["blocker"],
         goals=[
             GoalOnTheWayOut(
                 goal_id=g["id"],
@@ -212,6 +217,10 @@ def settle_due(limit: int = 50) -> dict[str, int]:
             "select u.id, coalesce(hc.available_cents, 0) as available,"
             " exists (select 1 from public.withdrawal_refunds wr where wr.user_id = u.id"
             "         and wr.status in ('planned', 'pending')) as refunding,"
+            " (select count(*) from public.withdrawal_refunds wr where wr.user_id = u.id"
+            "         and wr.status in ('failed', 'canceled')) as refused_before,"
+            " exists (select 1 from public.money_items mi where mi.user_id = u.id"
+            "         and mi.kind = 'refund_refused' and mi.resolved_at is null) as awaiting_operator,"
             " private.erasure_blocker(u.id) as blocker"
             " from public.users u left join public.holding_cells hc on hc.user_id = u.id"
             " where u.leaving_requested_at is not null and u.erased_at is null"
@@ -220,13 +229,19 @@ def settle_due(limit: int = 50) -> dict[str, int]:
         ).fetchall()
     for row in rows:
         try:
-            if row["available"] > 0 and not row["refunding"]:
+            if row["available"] > 0 and row["awaiting_operator"]:
+                # Stripe refused a refund to this card: trying again each pass would only repeat
+                # the refusal. The operators decide (operator_review, refund_refused); once they
+                # resolve the item, the next pass tries again.
+                counts["waiting_for_operator"] = counts.get("waiting_for_operator", 0) + 1
+            elif row["available"] > 0 and not row["refunding"]:
                 holding_cell.withdraw(
                     row["id"],
                     holding_cell.WithdrawRequest(
                         action="withdraw",
                         amount_cents=row["available"],
-                        idempotency_key=f"leaving-{row['id']}-{row['available']}",
+                        # A new key after each refusal: the same key would answer the refused withdrawal.
+                        idempotency_key=f"leaving-{row['id']}-{row['available']}-{row['refused_before']}",
                     ),
                 )
                 counts["refunded"] = counts.get("refunded", 0) + 1

@@ -72,6 +72,7 @@ class ReviewItem(BaseModel):
         "stale_proof",
         "platform_loss",
         "transfer_reversed",
+        "refund_refused",
         "missing_in_ledger",
         "missing_at_stripe",
         "amount_differs",

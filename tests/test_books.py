@@ -124,6 +124,8 @@ def test_a_withdrawal_refund_that_fails_after_it_succeeded_returns_the_money_onc
     assert cell(owner, user)["available_cents"] == 5000  # returned once; a stale success changes nothing
     status = owner.execute("select status::text from public.withdrawal_refunds").fetchone()
     assert status == {"status": "failed"}
+    # The money could not reach the card: the operators are told, once.
+    assert items(owner) == {("refund_refused", f"withdrawal_refund:{refund['metadata']['withdrawal_refund_id']}")}
     reconciled(owner, stripe)
 
 

@@ -8,7 +8,7 @@ import json
 import re
 import subprocess
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -382,3 +382,100 @@ def test_an_unusable_x_token_never_blocks_erasure_of_that_account_or_the_next(
     assert check()["leaving"] == {"erased": 3}
     assert sorted(auth_admin) == sorted(str(u) for u in (expired, corrupt, plain))
     assert owner.execute("select count(*) as n from public.x_connections").fetchone() == {"n": 0}
+
+
+# -----------------------------------------------------------------------------
+# Refunds that stall or are refused while leaving
+# -----------------------------------------------------------------------------
+def _refund_rows(owner: Conn, user: UUID) -> list[dict[str, Any]]:
+    return owner.execute(
+        "select id, status::text as status, last_error from public.withdrawal_refunds where user_id = %s"
+        " order by created_at",
+        [user],
+    ).fetchall()
+
+
+def _operator() -> dict[str, str]:
+    return bearer(mint_token(str(uuid4()), app_metadata={"role": "operator"}))
+
+
+def _refund_keys(providers: Providers) -> list[str]:
+    return [r.headers.get("Idempotency-Key", "") for r in providers.stripe.requests if r.path == "/v1/refunds"]
+
+
+def test_a_refund_an_outage_left_planned_is_resent_with_its_key_then_the_account_is_erased(
+    providers: Providers, auth_admin: list[str], owner: Conn
+) -> None:
+    user = f.user(owner)
+    f.fund_user(owner, user, 2000)
+    assert _leave(user).status_code == 200
+    providers.stripe.fail_next("/v1/refunds", 503, 503, 503)  # the first try and both SDK retries
+    first = check()
+    assert first["leaving"] == {"refunded": 1} and first["stage_failures"] == []
+    [planned] = _refund_rows(owner, user)
+    assert planned["status"] == "planned"
+    assert _leave(user, "status").json["waiting_for"] == "a refund to its card is not finished"
+    # A refund planned a moment ago may still be on its way in the request that planned it.
+    assert check()["refunds_resumed"] == 0
+    assert providers.stripe.created("/v1/refunds") == []
+    owner.execute("update public.withdrawal_refunds set created_at = now() - interval '2 minutes'")
+    resumed = check()
+    # Resent first in the pass, so the same pass finds the account settled and erases it.
+    assert (resumed["refunds_resumed"], resumed["leaving"]) == (1, {"erased": 1})
+    assert [r.form["amount"] for r in providers.stripe.created("/v1/refunds")] == ["2000"]
+    assert set(_refund_keys(providers)) == {f"refund-{planned['id']}"}  # resent with its own key
+    assert auth_admin == [str(user)]
+
+
+def test_a_refused_refund_goes_to_the_operators_and_is_not_retried_until_they_resolve_it(
+    providers: Providers, auth_admin: list[str], owner: Conn
+) -> None:
+    user = f.user(owner)
+    f.fund_user(owner, user, 2000)
+    assert _leave(user).status_code == 200
+    providers.stripe.fail_next("/v1/refunds", 400)  # e.g. the charge is too old to refund
+    assert check()["leaving"] == {"refunded": 1}
+    [refused] = _refund_rows(owner, user)
+    assert refused["status"] == "failed" and refused["last_error"] == "stripe:fault_400"
+    # The money is the user's again, and a person is told it could not reach the card.
+    items = owner.execute(
+        "select id, kind::text, source_id, cents, user_id from public.money_items where resolved_at is null"
+    ).fetchall()
+    assert [(i["kind"], i["source_id"], i["cents"], i["user_id"]) for i in items] == [
+        ("refund_refused", f"withdrawal_refund:{refused['id']}", 2000, user)
+    ]
+    assert _leave(user, "status").json["waiting_for"] == "a refund to its card was refused; a person is looking at it"
+    # Pass after pass, nothing is sent again and nothing is erased while the item is open.
+    attempts = len(_refund_keys(providers))
+    for _ in range(3):
+        assert check()["leaving"] == {"waiting_for_operator": 1}
+    assert len(_refund_keys(providers)) == attempts
+    assert auth_admin == []
+    listed = client("operator_review").post("/", json={"action": "list"}, headers=_operator())
+    [item] = [i for i in listed.json["items"] if i["kind"] == "money"]
+    assert (item["why"], item["amount_cents"]) == ("refund_refused", 2000)
+    assert item["details"]["withdrawal_id"] and item["details"]["error"] == "stripe:fault_400"
+    body = {"action": "resolve_money", "money_item_id": item["id"], "reason": "the user's new card is on file"}
+    assert client("operator_review").post("/", json=body, headers=_operator()).status_code == 200
+    # Resolved: the next pass tries again under a new key (the old one would answer the refusal).
+    assert check()["leaving"] == {"refunded": 1}
+    rows = _refund_rows(owner, user)
+    assert [r["status"] for r in rows] == ["failed", "succeeded"]
+    assert [r.form["amount"] for r in providers.stripe.created("/v1/refunds")] == ["2000"]
+    assert check()["leaving"] == {"erased": 1}
+    assert auth_admin == [str(user)]
+
+
+def test_a_refused_refund_of_a_user_who_stays_reaches_the_operators_too(providers: Providers, owner: Conn) -> None:
+    user = f.user(owner)
+    f.fund_user(owner, user, 1500)
+    providers.stripe.fail_next("/v1/refunds", 400)
+    withdrawn = client("holding_cell").post(
+        "/",
+        json={"action": "withdraw", "amount_cents": 1000, "idempotency_key": "refused-0001"},
+        headers=bearer(mint_token(str(user))),
+    )
+    assert withdrawn.status_code == 200 and withdrawn.json["status"] == "failed"
+    assert withdrawn.json["balance"]["available_cents"] == 1500  # back in the cell, at once
+    [row] = owner.execute("select kind::text, cents from public.money_items where user_id = %s", [user]).fetchall()
+    assert row == {"kind": "refund_refused", "cents": 1000}

@@ -344,7 +344,8 @@ end
 $$;
 
 -- Moves a withdrawal's refund forward (never back). A failed or canceled
--- refund returns its amount to available, once.
+-- refund returns its amount to available, once, and raises a refund_refused
+-- money item for the operators.
 create or replace function app.record_refund(
   p_refund_row_id uuid, p_status public.refund_status, p_stripe_refund_id text default null,
   p_error text default null
@@ -382,6 +383,11 @@ begin
         'reversal:' || v_row.id, null, null, v_row.stripe_refund_id) then
       perform app.stripe_moved('withdrawal_refund_back:' || v_row.id, v_row.stripe_refund_id, 'refund_failure',
         v_row.amount_cents, v_row.user_id);
+      -- The money is the user's again, but it could not reach their card: a person looks at it.
+      perform app.raise_money_item('refund_refused', 'withdrawal_refund:' || v_row.id, v_row.amount_cents,
+        v_row.user_id, jsonb_build_object('withdrawal_id', v_row.withdrawal_id,
+          'payment_intent_id', v_row.payment_intent_id, 'stripe_object', v_row.stripe_refund_id,
+          'status', p_status, 'error', v_row.last_error));
     end if;
   end if;
   return v_row;

@@ -71,7 +71,8 @@ def main() -> None:
                 conn.execute(SEED.replace("%(n)s", str(n)).encode())
                 ids = [str(r[0]) for r in conn.execute("select id from public.consequences").fetchall()]
                 backend = conn.execute("select pg_backend_pid()").fetchone()
-            postmaster = psutil.Process(backend[0] if backend else 0).ppid()
+            assert backend is not None
+            postmaster = psutil.Process(backend[0]).ppid()  # a backend's parent is the postmaster
             env = {
                 "DATABASE_URL": url,
                 "SUPABASE_URL": "http://127.0.0.1:1",

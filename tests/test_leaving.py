@@ -8,7 +8,7 @@ import json
 import re
 import subprocess
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -21,6 +21,7 @@ from shared.erasure import DATA_MAP
 from tests import factories as f
 from tests.conftest import Providers
 from tests.http_helpers import bearer, client
+from tests.test_books import operator
 from tests.test_engine import check, connect_x, overdue, with_kompromat
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -395,8 +396,13 @@ def _refund_rows(owner: Conn, user: UUID) -> list[dict[str, Any]]:
     ).fetchall()
 
 
-def _operator() -> dict[str, str]:
-    return bearer(mint_token(str(uuid4()), app_metadata={"role": "operator"}))
+def _leaving_with_refund_faults(owner: Conn, providers: Providers, *faults: int) -> UUID:
+    """A user with 20.00 available who asks to leave; Stripe answers their refunds with `faults` first."""
+    user = f.user(owner)
+    f.fund_user(owner, user, 2000)
+    assert _leave(user).status_code == 200
+    providers.stripe.fail_next("/v1/refunds", *faults)
+    return user
 
 
 def _refund_keys(providers: Providers) -> list[str]:
@@ -406,10 +412,7 @@ def _refund_keys(providers: Providers) -> list[str]:
 def test_a_refund_an_outage_left_planned_is_resent_with_its_key_then_the_account_is_erased(
     providers: Providers, auth_admin: list[str], owner: Conn
 ) -> None:
-    user = f.user(owner)
-    f.fund_user(owner, user, 2000)
-    assert _leave(user).status_code == 200
-    providers.stripe.fail_next("/v1/refunds", 503, 503, 503)  # the first try and both SDK retries
+    user = _leaving_with_refund_faults(owner, providers, 503, 503, 503)  # the first try and both SDK retries
     first = check()
     assert first["leaving"] == {"refunded": 1} and first["stage_failures"] == []
     [planned] = _refund_rows(owner, user)
@@ -430,10 +433,7 @@ def test_a_refund_an_outage_left_planned_is_resent_with_its_key_then_the_account
 def test_a_refused_refund_goes_to_the_operators_and_is_not_retried_until_they_resolve_it(
     providers: Providers, auth_admin: list[str], owner: Conn
 ) -> None:
-    user = f.user(owner)
-    f.fund_user(owner, user, 2000)
-    assert _leave(user).status_code == 200
-    providers.stripe.fail_next("/v1/refunds", 400)  # e.g. the charge is too old to refund
+    user = _leaving_with_refund_faults(owner, providers, 400)  # e.g. the charge is too old to refund
     assert check()["leaving"] == {"refunded": 1}
     [refused] = _refund_rows(owner, user)
     assert refused["status"] == "failed" and refused["last_error"] == "stripe:fault_400"
@@ -451,12 +451,12 @@ def test_a_refused_refund_goes_to_the_operators_and_is_not_retried_until_they_re
         assert check()["leaving"] == {"waiting_for_operator": 1}
     assert len(_refund_keys(providers)) == attempts
     assert auth_admin == []
-    listed = client("operator_review").post("/", json={"action": "list"}, headers=_operator())
+    listed = client("operator_review").post("/", json={"action": "list"}, headers=operator())
     [item] = [i for i in listed.json["items"] if i["kind"] == "money"]
     assert (item["why"], item["amount_cents"]) == ("refund_refused", 2000)
     assert item["details"]["withdrawal_id"] and item["details"]["error"] == "stripe:fault_400"
     body = {"action": "resolve_money", "money_item_id": item["id"], "reason": "the user's new card is on file"}
-    assert client("operator_review").post("/", json=body, headers=_operator()).status_code == 200
+    assert client("operator_review").post("/", json=body, headers=operator()).status_code == 200
     # Resolved: the next pass tries again under a new key (the old one would answer the refusal).
     assert check()["leaving"] == {"refunded": 1}
     rows = _refund_rows(owner, user)

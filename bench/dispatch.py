@@ -4,6 +4,9 @@ consequence makes one provider call (the transfer); its notice is queued in the 
 and sent later by check_deadlines, so at CLIENTS concurrent requests the stand-in's ceiling is
 CLIENTS / DELAY per second.
 
+Then N more consequences of the same seed run without HTTP, in this process (CLIENTS threads calling
+the executor), to show what the request layer costs. CPU time by process is measured for both.
+
     .venv/bin/python -m bench.dispatch [N]
 """
 
@@ -17,7 +20,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from urllib.parse import urlparse
+from uuid import UUID
 
 import psutil
 import psycopg
@@ -55,6 +60,36 @@ analyze;
 """
 
 
+def _cpu_table(seconds: dict[str, float], n: int, cores: int) -> tuple[str, float, float]:
+    """Rows of CPU ms per consequence by process, the total, and what the cores allow at that cost."""
+    per = {label: value * 1000 / n for label, value in seconds.items()}
+    total = sum(per.values())
+    rows = "\n".join(f"| {label} | {value:.2f} | {value / total:.0%} |" for label, value in per.items())
+    return rows, total, cores * 1000 / total  # per second, if every core did nothing else
+
+
+def _drain(ids: list[str], execute: Callable[[str], object]) -> float:
+    """CLIENTS threads take ids until none is left; the seconds it took."""
+    queue = list(ids)
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                consequence = queue.pop()
+            execute(consequence)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     standin_port = free_port()
@@ -68,9 +103,10 @@ def main() -> None:
     try:
         with database() as url:
             with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(SEED.replace("%(n)s", str(n)).encode())
+                conn.execute(SEED.replace("%(n)s", str(2 * n)).encode())
                 ids = [str(r[0]) for r in conn.execute("select id from public.consequences").fetchall()]
                 backend = conn.execute("select pg_backend_pid()").fetchone()
+            over_http, in_process = ids[:n], ids[n:]
             assert backend is not None
             postmaster = psutil.Process(backend[0]).ppid()  # a backend's parent is the postmaster
             env = {
@@ -84,6 +120,7 @@ def main() -> None:
                 "SENDGRID_API_KEY": "SG.bench",
                 "CHARITY_ACCOUNTS": json.dumps({"unicef": "acct_unicef"}),
                 "DB_POOL_MAX": str(THREADS),
+                "LOG_LEVEL": "ERROR",  # as in gunicorn's workers: the run measures work, not logging
             }
             os.environ.update(env)
             token = mint_token(None, role="service_role", ttl_seconds=3600)
@@ -95,27 +132,23 @@ def main() -> None:
                 threads=THREADS,
             ) as (fn_url, fn_pid):
                 parsed = urlparse(fn_url)
-                queue = list(ids)
-                lock = threading.Lock()
                 outcomes: dict[int, int] = {}
+                lock = threading.Lock()
+                local = threading.local()
 
-                def client() -> None:
-                    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
-                    while True:
-                        with lock:
-                            if not queue:
-                                return
-                            consequence = queue.pop()
-                        conn.request(
-                            "POST",
-                            "/",
-                            body=json.dumps({"consequence_id": consequence}),
-                            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-                        )
-                        response = conn.getresponse()
-                        response.read()
-                        with lock:
-                            outcomes[response.status] = outcomes.get(response.status, 0) + 1
+                def post(consequence: str) -> None:
+                    if not hasattr(local, "conn"):
+                        local.conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
+                    local.conn.request(
+                        "POST",
+                        "/",
+                        body=json.dumps({"consequence_id": consequence}),
+                        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+                    )
+                    response = local.conn.getresponse()
+                    response.read()
+                    with lock:
+                        outcomes[response.status] = outcomes.get(response.status, 0) + 1
 
                 families = {
                     "the function (gunicorn workers)": fn_pid,
@@ -124,13 +157,20 @@ def main() -> None:
                     "the clients (this process)": os.getpid(),
                 }
                 with CpuMeter(families) as meter:
-                    started = time.perf_counter()
-                    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-                    for t in threads:
-                        t.start()
-                    for t in threads:
-                        t.join()
-                    elapsed = time.perf_counter() - started
+                    elapsed = _drain(over_http, post)
+            # The same work without HTTP: CLIENTS threads of this process call the executor itself.
+            from shared import engine
+            from shared.config import get_settings
+
+            os.environ["DB_POOL_MAX"] = str(CLIENTS)
+            get_settings.cache_clear()
+            local_families = {
+                "the executor (this process)": os.getpid(),
+                "PostgreSQL": postmaster,
+                "the Stripe stand-in": standins.pid,
+            }
+            with CpuMeter(local_families) as local_meter:
+                local_elapsed = _drain(in_process, lambda consequence: engine.execute(UUID(consequence)))
             with psycopg.connect(url) as conn:
                 done = conn.execute(
                     "select count(*) from public.consequences where execution_status = 'completed'"
@@ -152,15 +192,15 @@ def main() -> None:
     ratio = rate / ceiling
     duplicates = stats["duplicates"]
     cores = os.cpu_count() or 1
-    cpu_ms = {label: seconds * 1000 / n for label, seconds in meter.seconds.items()}
-    total_ms = sum(cpu_ms.values())
-    machine_bound = cores * 1000 / total_ms  # consequences per second if every core were busy with nothing else
-    cpu_rows = "\n".join(f"| {label} | {value:.2f} | {value / total_ms:.0%} |" for label, value in cpu_ms.items())
-    print(f"CPU per consequence {total_ms:.1f} ms: {cpu_ms}; {cores} cores allow {machine_bound:.0f}/s")
+    cpu_rows, total_ms, machine_bound = _cpu_table(meter.seconds, n, cores)
+    local_rate = n / local_elapsed
+    local_rows, local_total_ms, local_bound = _cpu_table(local_meter.seconds, n, cores)
+    print(f"CPU per consequence {total_ms:.1f} ms; {cores} cores allow {machine_bound:.0f}/s")
     print(
         f"{rate:.0f} consequences/s (ceiling {ceiling:.0f}/s, ratio {ratio:.2f}); completed {done}; "
         f"transfers {stats['transfers']} ({duplicates} duplicates); forfeits {forfeits}; outcomes {outcomes}"
     )
+    print(f"in this process: {local_rate:.0f}/s (ratio {local_rate / ceiling:.2f}), CPU {local_total_ms:.1f} ms")
     write_section(
         "dispatch",
         f"""
@@ -180,11 +220,11 @@ through SendGrid inside the request: two calls, a ceiling of {ceiling / 2:.0f} p
 |---|---|---|
 | consequences per second | {rate:.0f} | |
 | ratio to the stand-in's ceiling | {ratio:.2f} | at least 0.5: {"met" if ratio >= 0.5 else "not met"} |
-| completed | {done[0] if done else "?"} of {n} | all |
-| transfer requests / transfers created / consequences paid | {stats["requests"]} / {stats["transfers"]} / {stats["consequences"]} | {n} each |
+| completed (both runs) | {done[0] if done else "?"} of {2 * n} | all |
+| transfer requests / transfers created / consequences paid (both runs) | {stats["requests"]} / {stats["transfers"]} / {stats["consequences"]} | {2 * n} each |
 | duplicate transfers (a second transfer created for one consequence, whatever its key) | {duplicates} | 0 |
-| forfeits posted / distinct consequences | {forfeits[0] if forfeits else "?"} / {forfeits[1] if forfeits else "?"} | equal |
-| notices queued with their outcome (sent later by check_deadlines) | {notices[0] if notices else "?"} | {n} |
+| forfeits posted / distinct consequences (both runs) | {forfeits[0] if forfeits else "?"} / {forfeits[1] if forfeits else "?"} | equal |
+| notices queued with their outcome, sent later by check_deadlines (both runs) | {notices[0] if notices else "?"} | {2 * n} |
 | emails sent inside trigger_consequence | {stats["mails"]} | 0 |
 | HTTP answers | {outcomes} | all 200 |
 
@@ -199,6 +239,21 @@ consequences executed):
 At {total_ms:.1f} ms of CPU per consequence, {cores} cores can execute at most {machine_bound:.0f} per second
 even if they did nothing else: {machine_bound / ceiling:.2f} of the stand-in's ceiling. The measured rate is
 {rate / machine_bound:.0%} of that bound.
+
+The same work without HTTP, to show what the request layer costs: another {n:,} consequences of the same seed,
+executed by {CLIENTS} threads of the benchmark's own process calling `shared.engine.execute` (what `check_deadlines`
+does when `TRIGGER_CONSEQUENCE_URL` is unset), against the same stand-in and database:
+
+| measure | result |
+|---|---|
+| consequences per second | {local_rate:.0f} |
+| ratio to the stand-in's ceiling | {local_rate / ceiling:.2f} |
+| CPU ms per consequence | {local_total_ms:.2f} |
+| what {cores} cores allow at that cost | {local_bound:.0f} per second ({local_bound / ceiling:.2f} of the ceiling) |
+
+| process | CPU ms per consequence | share |
+|---|---|---|
+{local_rows}
 """,
     )
 

@@ -45,6 +45,11 @@ class VouchRequest(BaseModel):
     submission_id: UUID
 
 
+class WitnessProofRequest(BaseModel):
+    action: Literal["witness_proof"]
+    token: str = Field(min_length=20, max_length=2000, description="Either of the witness's two links' token")
+
+
 def _action(value: Any) -> str:
     if webhooks.is_webhook(value) or isinstance(value, webhooks.DatabaseWebhook):
         return "webhook"
@@ -57,6 +62,7 @@ GradingRequest = Annotated[
     Annotated[GradeRequest, Tag("grade")]
     | Annotated[WitnessVerdictRequest, Tag("witness_verdict")]
     | Annotated[VouchRequest, Tag("vouch")]
+    | Annotated[WitnessProofRequest, Tag("witness_proof")]
     | Annotated[webhooks.DatabaseWebhook, Tag("webhook")],
     Discriminator(_action),
 ]
@@ -71,11 +77,38 @@ class GradeResponse(BaseModel):
     cached: bool = False
 
 
+class ProofShown(BaseModel):
+    kind: Literal["file", "url"]
+    source: str = Field(description="The page's address, or the file's name")
+    sha256: str = Field(description="SHA-256 of the proof as captured when it was submitted")
+    captured_at: datetime | None = None
+    text: str | None = Field(default=None, description="The page's main text as captured, or the file's text")
+    images: list[str] = Field(default_factory=list, description="Images as data: URLs, the bytes captured")
+
+
+class WitnessProof(BaseModel):
+    """What a witness's link shows before the verdict: the proof exactly as it was captured."""
+
+    submission_id: UUID
+    goal_title: str
+    checkpoint_title: str
+    deadline: datetime
+    rubric: str
+    requirements: str | None = None
+    proof_phrase: str | None = Field(default=None, description="The phrase the proof must show, when the goal asks")
+    submitted_at: datetime
+    description: str | None = Field(default=None, description="What the user wrote with the proof")
+    proof: ProofShown
+
+
 def handle(
-    body: GradeRequest | WitnessVerdictRequest | VouchRequest | webhooks.DatabaseWebhook, caller: Caller | None
-) -> GradeResponse:
+    body: GradeRequest | WitnessVerdictRequest | VouchRequest | WitnessProofRequest | webhooks.DatabaseWebhook,
+    caller: Caller | None,
+) -> GradeResponse | WitnessProof:
     if isinstance(body, WitnessVerdictRequest):
         return witness_verdict(body)
+    if isinstance(body, WitnessProofRequest):
+        return witness_proof(body)
     if isinstance(body, webhooks.DatabaseWebhook):
         # A submission was inserted: capture and grade it exactly as a service call would. A second
         # delivery finds it graded (or being graded) and changes nothing.
@@ -590,6 +623,53 @@ def witness_verdict(body: WitnessVerdictRequest) -> GradeResponse:
     assert row is not None
     notifications.send_queued_about([submission_id])
     return _view(_load(submission_id), cached=False)
+
+
+def witness_proof(body: WitnessProofRequest) -> WitnessProof:
+    """The proof behind an open witness link, as it was captured: never the live page or a file
+    replaced since (a changed file is refused, as the grader refuses it)."""
+    import base64
+
+    try:
+        claims = links.read_witness_token(body.token)
+    except links.LinkError as error:
+        raise bad_request(str(error), code="invalid_token") from None
+    submission_id = UUID(claims["sub"])
+    with db.as_service() as conn:
+        request = conn.execute(
+            "select used_at, expires_at <= now() as expired from public.witness_requests"
+            " where id = %s and submission_id = %s",
+            [UUID(claims["jti"]), submission_id],
+        ).fetchone()
+    if request is None:
+        raise bad_request("this witness link is not valid", code="invalid_token")
+    sub = _load(submission_id)
+    if request["used_at"] is not None or request["expired"] or sub["status"] != "awaiting_witness":
+        raise ApiError(409, "link_closed", "this witness link was already used or is no longer open")
+    try:
+        shown = _from_capture(sub, None)  # a storage outage is a 503 with Retry-After (_download)
+    except proof.ProofRefused as refused:
+        raise ApiError(409, "proof_unavailable", f"the proof cannot be shown: {refused}") from None
+    return WitnessProof(
+        submission_id=submission_id,
+        goal_title=sub["goal_title"],
+        checkpoint_title=sub["checkpoint_title"],
+        deadline=sub["deadline"],
+        rubric=sub["grading_rubric"],
+        requirements=sub["requirements"],
+        proof_phrase=sub["proof_phrase"],
+        submitted_at=sub["submitted_at"],
+        description=sub["description"],
+        proof=ProofShown(
+            kind=sub["submission_type"],
+            # The file's own name: its path begins with the owner's id, which the witness has no need of.
+            source=sub["external_url"] if sub["submission_type"] == "url" else sub["file_path"].rsplit("/", 1)[-1],
+            sha256=shown.sha256,
+            captured_at=sub["captured_at"],
+            text=shown.text,
+            images=[f"data:{mime};base64,{base64.b64encode(data).decode()}" for data, mime in shown.blobs],
+        ),
+    )
 
 
 # -----------------------------------------------------------------------------

@@ -65,25 +65,32 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
-    # These SDKs log request headers or bodies (tokens, keys, proof content) below WARNING;
-    # google_genai's retry messages carry the whole request body at INFO.
-    for noisy in (
-        "tweepy",
-        "python_http_client",
-        "stripe",
-        "httpx",
-        "httpcore",
-        "urllib3",
-        "google",
-        "google_genai",
-        "tenacity",
-        "supabase",
-        "storage3",
-        "postgrest",
-        "hpack",
-    ):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_noisy_loggers()
     _configured = True
+
+
+# These SDKs log request headers, URLs or bodies (tokens, keys, witness links, proof content) below
+# WARNING; google_genai's retry messages carry the whole request body at INFO.
+NOISY_LOGGERS = (
+    "tweepy",
+    "python_http_client",
+    "stripe",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "google",
+    "google_genai",
+    "tenacity",
+    "supabase",
+    "storage3",
+    "postgrest",
+    "hpack",
+)
+
+
+def quiet_noisy_loggers() -> None:
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -162,7 +162,7 @@ def pytest_configure(config: pytest.Config) -> None:
     import logging
     import tempfile
 
-    from shared.log import JsonFormatter
+    from shared.log import JsonFormatter, quiet_noisy_loggers
 
     handle, name = tempfile.mkstemp(prefix="threativator-test-log-", suffix=".jsonl")
     os.close(handle)
@@ -173,6 +173,9 @@ def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # As in production, from the first test on: a file run alone must not depend on another test
+    # having configured logging first (httpx logs every URL, witness links included, at INFO).
+    quiet_noisy_loggers()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -188,7 +188,11 @@ def witness(http: httpx.Client, base: str, jwt: str, user_id: str, database: str
     assert len(links) == 2
     page = http.get(links[0])
     assert page.status_code == 200 and "Your verdict as a witness" in page.text
+    # The witness sees the proof as it was captured before answering: on the page, and through the API.
+    assert "Paint the shed" in page.text and "data:image/png;base64," in page.text
     url, body = read_button(page.text)
+    shown = http.post(url, headers={"Origin": base}, json={"action": "witness_proof", "token": body["token"]})
+    assert shown.status_code == 200 and shown.json()["proof"]["images"][0].startswith("data:image/png;base64,")
     # A bogus token: a clear 400, never a 500.
     bogus = http.post(url, headers={"Origin": base}, json={**body, "token": "x" * 40})
     assert bogus.status_code == 400 and bogus.json()["error"]["code"] == "invalid_token"

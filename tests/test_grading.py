@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import struct
 import zlib
@@ -539,6 +540,78 @@ def test_witness_fail_is_final(stack: Stack, owner: Conn, alice: UUID) -> None:
     )
     assert vouch.status_code == 409
     assert row(owner, submission)["status"] == "failed"
+
+
+def _witness_proof(token: str) -> Any:
+    return client("grade_submission").post("/", json={"action": "witness_proof", "token": token})
+
+
+def test_a_witness_sees_the_captured_file_before_the_verdict_and_not_after(
+    stack: Stack, owner: Conn, alice: UUID
+) -> None:
+    submission = witness_submission(owner, stack, alice)
+    tokens = _witness_links(stack)
+    for token in tokens.values():  # either link shows it
+        shown = _witness_proof(token)
+        assert shown.status_code == 200, shown.json
+        body = shown.json
+        assert body["submission_id"] == str(submission) and body["rubric"] and body["checkpoint_title"]
+        assert body["proof"]["kind"] == "file" and body["proof"]["source"] == "draft.png"  # not the owner's folder
+        assert body["proof"]["sha256"] == hashlib.sha256(PNG).hexdigest()
+        assert body["proof"]["images"] == ["data:image/png;base64," + base64.b64encode(PNG).decode()]
+        assert str(alice) not in json.dumps(body)
+    assert row(owner, submission)["status"] == "awaiting_witness"  # looking changes nothing
+    assert _verdict(tokens["pass"], "pass").status_code == 200
+    closed = _witness_proof(tokens["fail"])
+    assert closed.status_code == 409 and closed.json["error"]["code"] == "link_closed"
+
+
+def test_a_witness_never_sees_a_file_replaced_after_it_was_submitted(stack: Stack, owner: Conn, alice: UUID) -> None:
+    submission = witness_submission(owner, stack, alice)
+    [key] = [k for k in stack.storage.objects if k.endswith("draft.png")]
+    stack.storage.objects[key] = PNG + b"edited after the deadline"
+    shown = _witness_proof(_witness_links(stack)["pass"])
+    assert shown.status_code == 409 and shown.json["error"]["code"] == "proof_unavailable"
+    assert "changed after it was submitted" in shown.json["error"]["message"]
+    assert row(owner, submission)["status"] == "awaiting_witness"
+
+
+def test_a_witness_sees_the_page_as_captured_not_as_edited_since(
+    stack: Stack, owner: Conn, alice: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _public_test_host(monkeypatch, stack.server)
+    stack.server.expect_ordered_request("/essay").respond_with_data(
+        "<html><body><nav>menu</nav><main><p>Chapter one, all 3000 words.</p></main></body></html>",
+        content_type="text/html",
+    )
+    witness = f.contact(owner, alice, email="wanda@example.com")
+    submission = url_submission(
+        owner, alice, "http://proof.example.com/essay", referee="human_witness", witness=witness
+    )
+    assert grade(submission, as_user(alice)).json["status"] == "awaiting_witness"
+    stack.server.expect_request("/essay").respond_with_data("<main>Edited after the deadline.</main>")
+    shown = _witness_proof(_witness_links(stack)["pass"]).json
+    assert shown["proof"]["kind"] == "url" and shown["proof"]["source"] == "http://proof.example.com/essay"
+    assert shown["proof"]["text"] == "Chapter one, all 3000 words." and shown["proof"]["images"] == []
+    assert sum(1 for r, _ in stack.server.log if r.path == "/essay") == 1  # captured once, never fetched again
+
+
+def test_witness_proof_links_that_are_not_open_show_nothing(stack: Stack, owner: Conn, alice: UUID) -> None:
+    from shared import links
+
+    submission = witness_submission(owner, stack, alice)
+    tokens = _witness_links(stack)
+    downloads = len(stack.storage.requests)
+    tampered = tokens["pass"][:-4] + ("AAAA" if not tokens["pass"].endswith("AAAA") else "BBBB")
+    expired = links.mint_witness_token(submission, "pass", request_id=UUID(int=1), ttl_seconds=-10)
+    other_request = links.mint_witness_token(submission, "pass", request_id=UUID(int=1))
+    for token in (tampered, expired, other_request, mint_token(None, role="service_role")):
+        refused = _witness_proof(token)
+        assert refused.status_code == 400 and refused.json["error"]["code"] == "invalid_token", token
+        assert "proof" not in refused.json
+    owner.execute("update public.witness_requests set expires_at = now() - interval '1 second'")
+    assert _witness_proof(tokens["pass"]).json["error"]["code"] == "link_closed"
+    assert len(stack.storage.requests) == downloads  # nothing was read from Storage for a closed link
 
 
 # -----------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def _page(title: str, body: str) -> flask.Response:
     )
     response = flask.Response(text, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'"
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src data:"
     )
     response.headers["Referrer-Policy"] = "no-referrer"  # tokens in the query stay on this page
     return response
@@ -102,6 +102,26 @@ def _unverified_claim(token: str, claim: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def _witness_proof_html(token: str) -> str:
+    """The proof as grade_submission's witness_proof answers it (what a frontend shows before the buttons)."""
+    from shared import grading
+    from shared.errors import ApiError
+
+    try:
+        shown = grading.witness_proof(grading.WitnessProofRequest(action="witness_proof", token=token))
+    except ApiError as error:
+        return f"<p><b>The proof cannot be shown:</b> {html.escape(error.message)}</p>"
+    parts = [
+        f"<h2>{html.escape(shown.goal_title)}: {html.escape(shown.checkpoint_title)}</h2>",
+        f"<p>What counts: {html.escape(shown.rubric)}</p>",
+        f"<p>The proof must show: <b>{html.escape(shown.proof_phrase)}</b></p>" if shown.proof_phrase else "",
+        f"<p>Proof ({html.escape(shown.proof.source)}), as captured when it was submitted:</p>",
+        f"<pre>{html.escape(shown.proof.text)}</pre>" if shown.proof.text else "",
+        *(f"<img alt='the proof' src='{html.escape(image, quote=True)}'>" for image in shown.proof.images),
+    ]
+    return "".join(parts)
+
+
 def register(app: flask.Flask) -> None:
     @app.get("/app/witness")
     def witness() -> flask.Response:
@@ -113,7 +133,8 @@ def register(app: flask.Flask) -> None:
         return _page(
             "Your verdict as a witness",
             f"<p>You were asked whether a friend's proof meets their goal. This link says it <b>{words}</b>.</p>"
-            "<p><label>A comment for them (optional)<textarea id='comment' maxlength='1000'></textarea></label></p>"
+            + _witness_proof_html(token)
+            + "<p><label>A comment for them (optional)<textarea id='comment' maxlength='1000'></textarea></label></p>"
             + _button(
                 f"Send: it {words}",
                 "/grade_submission",

@@ -164,7 +164,8 @@ def _witness_request(data: WitnessRequestData, reader: Reader) -> Rendered:
             ),
             f"If the proof meets the goal, say so: {reader.links['pass']}",
             f"If it does not, say that: {reader.links['fail']}",
-            "Each link works once. Your verdict is final.",
+            "Either link first shows you the proof exactly as it was submitted; nothing is recorded until you"
+            " confirm there. Each link works once. Your verdict is final.",
         ],
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -66,6 +67,62 @@ GradingRequest = Annotated[
     | Annotated[webhooks.DatabaseWebhook, Tag("webhook")],
     Discriminator(_action),
 ]
+
+
+@dataclass
+class Submission:
+    """A submission as grading carries it through its helpers: the row, with its checkpoint and goal."""
+
+    id: UUID
+    user_id: UUID
+    checkpoint_id: UUID
+    submission_type: Literal["file", "url"]
+    file_path: str | None
+    external_url: str | None
+    description: str | None
+    status: str
+    ai_analysis_result: dict[str, Any] | None
+    human_verdict: str | None
+    submitted_at: datetime
+    graded_at: datetime | None
+    captured_at: datetime | None
+    proof_sha256: str | None
+    proof_phash: int | None
+    proof_taken_at: datetime | None
+    proof_taken_zoned: bool | None
+    proof_text_sha256: str | None
+    deadline: datetime
+    checkpoint_title: str
+    requirements: str | None
+    proof_phrase: str | None
+    goal_title: str
+    grading_rubric: str
+    referee_type: str
+    witness_contact_id: UUID | None
+    activated_at: datetime | None
+    proof_challenge: bool
+    # What the reuse checks found, carried to the grader's prompt.
+    checks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """The page's address or the file's Storage path, whichever the type says (the table's check
+        constraint guarantees it is there)."""
+        value = self.external_url if self.submission_type == "url" else self.file_path
+        if value is None:
+            raise RuntimeError(f"submission {self.id} has no {self.submission_type} to grade")
+        return value
+
+
+_SUBMISSION = """
+select s.id, s.user_id, s.checkpoint_id, s.submission_type::text as submission_type, s.file_path, s.external_url,
+       s.description, s.status::text as status, s.ai_analysis_result, s.human_verdict::text as human_verdict,
+       s.submitted_at, s.graded_at, s.captured_at, s.proof_sha256, s.proof_phash, s.proof_taken_at,
+       s.proof_taken_zoned, s.proof_text_sha256, cp.deadline, cp.title as checkpoint_title, cp.requirements,
+       cp.proof_phrase, g.title as goal_title, g.grading_rubric, g.referee_type::text as referee_type,
+       g.witness_contact_id, g.activated_at, g.proof_challenge
+from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id
+join public.goals g on g.id = cp.goal_id where s.id = %s"""
 
 
 class GradeResponse(BaseModel):
@@ -131,40 +188,33 @@ def handle(
 # -----------------------------------------------------------------------------
 # Loading and recording
 # -----------------------------------------------------------------------------
-def _load(submission_id: UUID) -> dict[str, Any]:
+def _load(submission_id: UUID) -> Submission:
+    from psycopg.rows import class_row
+
     with db.as_service() as conn:
-        row = conn.execute(
-            "select s.*, s.status::text as status, cp.deadline, cp.title as checkpoint_title, cp.requirements,"
-            " g.id as goal_id, g.title as goal_title, g.grading_rubric, g.referee_type::text as referee_type,"
-            " g.witness_contact_id, g.user_id as owner_id, g.activated_at, g.proof_challenge, cp.proof_phrase"
-            " from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id"
-            " join public.goals g on g.id = cp.goal_id where s.id = %s",
-            [submission_id],
-        ).fetchone()
+        row = conn.cursor(row_factory=class_row(Submission)).execute(_SUBMISSION, [submission_id]).fetchone()
     if row is None:
         raise not_found("no such submission")
     return row
 
 
-def _view(row: dict[str, Any], cached: bool) -> GradeResponse:
+def _view(sub: Submission, cached: bool) -> GradeResponse:
     return GradeResponse(
-        submission_id=row["id"],
-        status=str(row["status"]),
-        result=row["ai_analysis_result"],
-        human_verdict=str(row["human_verdict"]) if row["human_verdict"] else None,
-        graded_at=row["graded_at"],
+        submission_id=sub.id,
+        status=sub.status,
+        result=sub.ai_analysis_result,
+        human_verdict=sub.human_verdict,
+        graded_at=sub.graded_at,
         cached=cached,
     )
 
 
-def _record(submission_id: UUID, status: str, result: dict[str, Any] | None, *, force: bool = False) -> dict[str, Any]:
+def _record(submission_id: UUID, status: str, result: dict[str, Any] | None, *, force: bool = False) -> None:
     with db.as_service() as conn:
-        row = conn.execute(
-            "select * from app.record_grade(%s, %s, %s, null, %s)",
+        conn.execute(
+            "select app.record_grade(%s, %s, %s, null, %s)",
             [submission_id, status, db.Json(result) if result is not None else None, force],
-        ).fetchone()
-    assert row is not None
-    return row
+        )
 
 
 # -----------------------------------------------------------------------------
@@ -172,36 +222,36 @@ def _record(submission_id: UUID, status: str, result: dict[str, Any] | None, *, 
 # -----------------------------------------------------------------------------
 def grade(submission_id: UUID, caller: Caller, *, force: bool = False) -> GradeResponse:
     sub = _load(submission_id)
-    if not caller.is_service and sub["user_id"] != caller.user_id:
+    if not caller.is_service and sub.user_id != caller.user_id:
         raise not_found("no such submission")
     if force and not caller.is_service:
         raise forbidden("only the service can force a re-grade")
-    if sub["status"] in GRADED and not force:
+    if sub.status in GRADED and not force:
         return _view(sub, cached=True)
     if not caller.is_service:
         with db.as_service() as conn:
             conn.execute(
                 "select app.note_grading_request(%s, %s, %s)",
-                [sub["user_id"], submission_id, get_settings().grading_requests_per_hour],
+                [sub.user_id, submission_id, get_settings().grading_requests_per_hour],
             )
     with db.as_service() as conn:
         claimed = conn.execute("select * from app.begin_grading(%s, %s)", [submission_id, force]).fetchone()
     if claimed is None or claimed["id"] is None:
         current = _load(submission_id)
-        if current["status"] == "grading":
+        if current.status == "grading":
             raise conflict("this submission is being graded; ask again shortly")
         return _view(current, cached=True)
     try:
         evidence = _capture(sub)
         status, result = _decide(sub, evidence)
-        row = _record(submission_id, status, result, force=force)
+        _record(submission_id, status, result, force=force)
     except BaseException:
         # Whatever stopped the grading, the submission goes back to pending, and the scheduler
         # re-grades it after a backoff (check_deadlines' regrading stage).
         _abort(submission_id)
         raise
     notifications.send_queued_about([submission_id, *_witness_request_ids(result)])
-    return _view(row, cached=False)
+    return _view(_load(submission_id), cached=False)
 
 
 def _witness_request_ids(result: dict[str, Any] | None) -> list[UUID]:
@@ -249,11 +299,11 @@ def regrade_due(deadline: float, limit: int = 100) -> dict[str, int]:
     return counts
 
 
-def _decide(sub: dict[str, Any], evidence: tuple[bytes, str] | None) -> tuple[str, dict[str, Any]]:
+def _decide(sub: Submission, evidence: tuple[bytes, str] | None) -> tuple[str, dict[str, Any]]:
     """(status, result) for a claimed, captured submission."""
-    if sub["submitted_at"] > sub["deadline"]:
+    if sub.submitted_at > sub.deadline:
         return "failed", {"outcome": "failed", "reason": "submitted after the checkpoint deadline"}
-    if sub["captured_at"] is not None and sub["captured_at"] > sub["deadline"]:
+    if sub.captured_at is not None and sub.captured_at > sub.deadline:
         # Submitted in time, captured late because a provider was down: a person compares.
         return _needs_review(sub, {"reason": "the proof was captured after the deadline (an outage delayed it)"})
     checks, found = _proof_checks(sub)
@@ -262,9 +312,9 @@ def _decide(sub: dict[str, Any], evidence: tuple[bytes, str] | None) -> tuple[st
         # photo taken before the goal began, goes to a person with both proofs, before any model or
         # witness sees it. Never a fail on its own: a false match costs the user nothing.
         return _needs_review(sub, {**found, "checks": checks})
-    sub["checks"] = checks
-    if sub["referee_type"] == "human_witness":
-        if not _witness_fell_silent(sub["id"]):
+    sub.checks = checks
+    if sub.referee_type == "human_witness":
+        if not _witness_fell_silent(sub.id):
             return _ask_witness(sub, {"outcome": "awaiting_witness"})
         # The witness never answered: the captured proof is graded against the rubric instead, and
         # anything the grader doubts goes to a person. A referee's silence never costs the user.
@@ -273,61 +323,61 @@ def _decide(sub: dict[str, Any], evidence: tuple[bytes, str] | None) -> tuple[st
     return _ai_grade(sub, evidence)
 
 
-def _proof_checks(sub: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any] | None]:
+def _proof_checks(sub: Submission) -> tuple[dict[str, str], dict[str, Any] | None]:
     """Which reuse checks ran on the capture and what they found, and the first finding that sends
     it to a person (None when all are clear). Earlier proof is any submission made before this one,
     by anyone, except the same user's for this same checkpoint (a resubmission is no reuse). Only
     earlier ones count: a copy made later never sends the original to review."""
     checks: dict[str, str] = {}
     earlier_of = {
-        "id": sub["id"],
-        "user_id": sub["user_id"],
-        "checkpoint_id": sub["checkpoint_id"],
-        "submitted_at": sub["submitted_at"],
+        "id": sub.id,
+        "user_id": sub.user_id,
+        "checkpoint_id": sub.checkpoint_id,
+        "submitted_at": sub.submitted_at,
     }
     with db.as_service() as conn:
 
         def earlier(column: str) -> UUID | None:
-            if sub.get(column) is None:
+            if getattr(sub, column) is None:
                 return None
             row = conn.execute(
                 f"select id from public.submissions where {column} = %(value)s"  # noqa: S608
                 f" and {fingerprints.EARLIER} order by submitted_at limit 1",
-                {"value": sub[column], **earlier_of},
+                {"value": getattr(sub, column), **earlier_of},
             ).fetchone()
             return row["id"] if row else None
 
         exact = earlier("proof_sha256")
-        checks["exact_reuse"] = "not_run" if sub.get("proof_sha256") is None else "matched" if exact else "clear"
+        checks["exact_reuse"] = "not_run" if sub.proof_sha256 is None else "matched" if exact else "clear"
         if exact is not None:
             return checks, _reused(exact, "this proof was already submitted before")
-        if sub.get("proof_phash") is None:
-            checks["near_reuse"] = "not_run" if sub.get("proof_sha256") is None else "not_an_image_we_hash"
+        if sub.proof_phash is None:
+            checks["near_reuse"] = "not_run" if sub.proof_sha256 is None else "not_an_image_we_hash"
         else:
             bits = get_settings().proof_similarity_bits
             near = conn.execute(
-                fingerprints.NEAR_QUERY, fingerprints.near_query_params(sub["proof_phash"], bits, **earlier_of)
+                fingerprints.NEAR_QUERY, fingerprints.near_query_params(sub.proof_phash, bits, **earlier_of)
             ).fetchone()
             checks["near_reuse"] = f"matched ({near['distance']} of 64 bits differ)" if near else "clear"
             if near is not None:
                 return checks, _reused(near["id"], "a near-identical image was already submitted before")
-        if sub["submission_type"] == "url":
+        if sub.submission_type == "url":
             page = earlier("proof_text_sha256")
             checks["page_content"] = (
-                "too_little_text_to_compare" if sub.get("proof_text_sha256") is None else "matched" if page else "clear"
+                "too_little_text_to_compare" if sub.proof_text_sha256 is None else "matched" if page else "clear"
             )
             if page is not None:
                 return checks, _reused(page, "a page with the same text was already submitted before")
-    stamp = sub.get("proof_taken_at")
+    stamp = sub.proof_taken_at
     if stamp is None:
         checks["capture_time"] = "no_exif_time"
         return checks, None
     # A stamp stored without knowing its zone is read as unzoned: the cautious reading.
-    if fingerprints.taken_before(stamp, bool(sub.get("proof_taken_zoned")), sub["activated_at"]):
+    if sub.activated_at is not None and fingerprints.taken_before(stamp, bool(sub.proof_taken_zoned), sub.activated_at):
         checks["capture_time"] = "before_activation"
         return checks, {
             "reason": "the photo's own capture time is before the goal began; a person will look at it",
-            "stale": {"taken_at": stamp.isoformat(), "activated_at": sub["activated_at"].isoformat()},
+            "stale": {"taken_at": stamp.isoformat(), "activated_at": sub.activated_at.isoformat()},
         }
     checks["capture_time"] = "after_activation"
     return checks, None
@@ -398,13 +448,13 @@ def witness_fallback_due(limit: int = 100) -> int:
     return len(rows)
 
 
-def _needs_review(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _needs_review(sub: Submission, result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Low confidence, suspicion or a refusal: a person reviews it. Never the owner-chosen witness,
     who could pass proof the grader refused; the owner may also resubmit before the deadline."""
     return "needs_review", {**result, "outcome": "needs_review"}
 
 
-def _ai_grade(sub: dict[str, Any], fresh: tuple[bytes, str] | None) -> tuple[str, dict[str, Any]]:
+def _ai_grade(sub: Submission, fresh: tuple[bytes, str] | None) -> tuple[str, dict[str, Any]]:
     from shared.providers import gemini
 
     settings = get_settings()
@@ -414,9 +464,9 @@ def _ai_grade(sub: dict[str, Any], fresh: tuple[bytes, str] | None) -> tuple[str
         evidence = _from_capture(sub, fresh)
     except proof.ProofRefused as refused:
         return _needs_review(sub, {"reason": str(refused)})
-    checks = dict(sub.get("checks") or {})
-    phrase = sub.get("proof_phrase") if sub.get("proof_challenge") else None
-    if sub.get("proof_challenge"):
+    checks = dict(sub.checks or {})
+    phrase = sub.proof_phrase if sub.proof_challenge else None
+    if sub.proof_challenge:
         checks["challenge_phrase"] = "asked of the grader" if phrase else "not issued: the checkpoint has not opened"
     base = {
         "model": settings.gemini_model,
@@ -424,7 +474,7 @@ def _ai_grade(sub: dict[str, Any], fresh: tuple[bytes, str] | None) -> tuple[str
         "proof_sha256": evidence.sha256,
         "checks": checks,
     }
-    if sub.get("proof_challenge") and phrase is None:
+    if sub.proof_challenge and phrase is None:
         # Proof for a checkpoint that has not opened cannot show its phrase: resubmit once it opens.
         return "failed", {
             **base,
@@ -433,9 +483,9 @@ def _ai_grade(sub: dict[str, Any], fresh: tuple[bytes, str] | None) -> tuple[str
         }
     suspected = injection.suspicious(evidence)
     try:
-        verdict = gemini.judge(sub["grading_rubric"], sub["requirements"], evidence, phrase=phrase, checks=checks)
+        verdict = gemini.judge(sub.grading_rubric, sub.requirements, evidence, phrase=phrase, checks=checks)
         if verdict is None:  # malformed output: one more try
-            verdict = gemini.judge(sub["grading_rubric"], sub["requirements"], evidence, phrase=phrase, checks=checks)
+            verdict = gemini.judge(sub.grading_rubric, sub.requirements, evidence, phrase=phrase, checks=checks)
     except gemini.GraderUnavailable:
         raise unavailable(
             "the grader is unavailable; the submission stays pending, try again shortly", retry_after_seconds=30
@@ -488,19 +538,19 @@ def _download(path: str) -> bytes:
         raise proof.ProofRefused("the proof file could not be read from storage") from None
 
 
-def _capture(sub: dict[str, Any]) -> tuple[bytes, str] | None:
+def _capture(sub: Submission) -> tuple[bytes, str] | None:
     """Capture the proof the first time a submission is graded: a URL's page is stored with its
     SHA-256, a file's SHA-256 recorded. Returns (bytes, content type) as read now, or None when it
     was captured before. A capture that fails is answered at once (422 with the reason) so the user can fix it
     in time; one that fails because a provider is down marks the attempt (an outage of ours never
     costs the user their checkpoint) and answers 503."""
-    if sub["proof_sha256"] is not None:
+    if sub.proof_sha256 is not None:
         return None
     try:
-        if sub["submission_type"] == "url":
-            body, content_type = proof.fetch_raw(sub["external_url"])
+        if sub.submission_type == "url":
+            body, content_type = proof.fetch_raw(sub.source)
         else:
-            body, content_type = _download(sub["file_path"]), ""
+            body, content_type = _download(sub.source), ""
     except proof.ProofRefused as refused:
         raise ApiError(422, "proof_capture_failed", f"the proof could not be captured: {refused}") from None
     except ApiError as error:
@@ -509,15 +559,15 @@ def _capture(sub: dict[str, Any]) -> tuple[bytes, str] | None:
                 conn.execute(
                     "update public.submissions set capture_blocked_at = coalesce(capture_blocked_at, now())"
                     " where id = %s",
-                    [sub["id"]],
+                    [sub.id],
                 )
         raise
     digest = hashlib.sha256(body).hexdigest()
     try:
-        if sub["submission_type"] == "url":
-            fingerprint = fingerprints.of_page(sub["external_url"], body, content_type)
+        if sub.submission_type == "url":
+            fingerprint = fingerprints.of_page(sub.source, body, content_type)
         else:
-            fingerprint = fingerprints.of_file(sub["file_path"], body)
+            fingerprint = fingerprints.of_file(sub.source, body)
     except proof.ProofRefused as refused:
         # Nothing is recorded: the user uploads a sound file and asks again.
         raise ApiError(422, "proof_capture_failed", f"the proof could not be captured: {refused}") from None
@@ -532,49 +582,49 @@ def _capture(sub: dict[str, Any]) -> tuple[bytes, str] | None:
                 fingerprint.taken_at,
                 fingerprint.taken_at_zoned if fingerprint.taken_at else None,
                 fingerprint.text_sha256,
-                sub["id"],
+                sub.id,
             ],
         ).fetchone()
-        if sub["submission_type"] == "url":
+        if sub.submission_type == "url":
             conn.execute(
                 "insert into public.proof_captures (submission_id, content, content_type, sha256)"
                 " values (%s, %s, %s, %s) on conflict (submission_id) do nothing",
-                [sub["id"], body, content_type, digest],
+                [sub.id, body, content_type, digest],
             )
-    sub["captured_at"], sub["proof_sha256"] = (captured or {}).get("captured_at"), digest
-    sub["proof_phash"], sub["proof_text_sha256"] = fingerprint.phash, fingerprint.text_sha256
-    sub["proof_taken_at"], sub["proof_taken_zoned"] = fingerprint.taken_at, fingerprint.taken_at_zoned
+    sub.captured_at, sub.proof_sha256 = (captured or {}).get("captured_at"), digest
+    sub.proof_phash, sub.proof_text_sha256 = fingerprint.phash, fingerprint.text_sha256
+    sub.proof_taken_at, sub.proof_taken_zoned = fingerprint.taken_at, fingerprint.taken_at_zoned
     return body, content_type
 
 
-def _from_capture(sub: dict[str, Any], fresh: tuple[bytes, str] | None) -> proof.Proof:
+def _from_capture(sub: Submission, fresh: tuple[bytes, str] | None) -> proof.Proof:
     """The proof as captured: just now, the stored page, or the file if it is still the one captured."""
     if fresh is not None:
         body, content_type = fresh
-        if sub["submission_type"] == "url":
-            return proof.from_page(sub["external_url"], body, content_type)
-        return proof.from_file(sub["file_path"], body)
-    if sub["submission_type"] == "url":
+        if sub.submission_type == "url":
+            return proof.from_page(sub.source, body, content_type)
+        return proof.from_file(sub.source, body)
+    if sub.submission_type == "url":
         with db.as_service() as conn:
             page = conn.execute(
-                "select content, content_type from public.proof_captures where submission_id = %s", [sub["id"]]
+                "select content, content_type from public.proof_captures where submission_id = %s", [sub.id]
             ).fetchone()
         if page is None:
             raise proof.ProofRefused("the captured page is missing")
-        return proof.from_page(sub["external_url"], bytes(page["content"]), page["content_type"])
-    data = _download(sub["file_path"])
-    if hashlib.sha256(data).hexdigest() != sub["proof_sha256"]:
+        return proof.from_page(sub.source, bytes(page["content"]), page["content_type"])
+    data = _download(sub.source)
+    if hashlib.sha256(data).hexdigest() != sub.proof_sha256:
         raise proof.ProofRefused("the proof file was changed after it was submitted")
-    return proof.from_file(sub["file_path"], data)
+    return proof.from_file(sub.source, data)
 
 
 # -----------------------------------------------------------------------------
 # The human witness
 # -----------------------------------------------------------------------------
-def _ask_witness(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _ask_witness(sub: Submission, result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     with db.as_service() as conn:
         witness = conn.execute(
-            "select id, verified, declined_at from public.contacts where id = %s", [sub["witness_contact_id"]]
+            "select id, verified, declined_at from public.contacts where id = %s", [sub.witness_contact_id]
         ).fetchone()
         if witness is None or not witness["verified"] or witness["declined_at"] is not None:
             raise conflict("the goal's witness has not confirmed their address")
@@ -583,18 +633,18 @@ def _ask_witness(sub: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict
             "insert into public.witness_requests (submission_id, contact_id, expires_at) values (%s, %s, %s)"
             " on conflict (submission_id) do update set expires_at = excluded.expires_at"
             " where public.witness_requests.used_at is null returning id",
-            [sub["id"], witness["id"], expires],
+            [sub.id, witness["id"], expires],
         ).fetchone()
         if request is not None:
             # The witness's email is queued with the request it carries the links of.
             conn.execute(
                 "select app.queue_notification('witness_request', %s, %s, %s, %s)",
                 [
-                    sub["user_id"],
+                    sub.user_id,
                     request["id"],
                     db.Json(
                         {
-                            "submission_id": str(sub["id"]),
+                            "submission_id": str(sub.id),
                             "request_id": str(request["id"]),
                             "contact_id": str(witness["id"]),
                         }
@@ -644,7 +694,7 @@ def witness_proof(body: WitnessProofRequest) -> WitnessProof:
     if request is None:
         raise bad_request("this witness link is not valid", code="invalid_token")
     sub = _load(submission_id)
-    if request["used_at"] is not None or request["expired"] or sub["status"] != "awaiting_witness":
+    if request["used_at"] is not None or request["expired"] or sub.status != "awaiting_witness":
         raise ApiError(409, "link_closed", "this witness link was already used or is no longer open")
     try:
         shown = _from_capture(sub, None)  # a storage outage is a 503 with Retry-After (_download)
@@ -652,20 +702,20 @@ def witness_proof(body: WitnessProofRequest) -> WitnessProof:
         raise ApiError(409, "proof_unavailable", f"the proof cannot be shown: {refused}") from None
     return WitnessProof(
         submission_id=submission_id,
-        goal_title=sub["goal_title"],
-        checkpoint_title=sub["checkpoint_title"],
-        deadline=sub["deadline"],
-        rubric=sub["grading_rubric"],
-        requirements=sub["requirements"],
-        proof_phrase=sub["proof_phrase"],
-        submitted_at=sub["submitted_at"],
-        description=sub["description"],
+        goal_title=sub.goal_title,
+        checkpoint_title=sub.checkpoint_title,
+        deadline=sub.deadline,
+        rubric=sub.grading_rubric,
+        requirements=sub.requirements,
+        proof_phrase=sub.proof_phrase,
+        submitted_at=sub.submitted_at,
+        description=sub.description,
         proof=ProofShown(
-            kind=sub["submission_type"],
+            kind=sub.submission_type,
             # The file's own name: its path begins with the owner's id, which the witness has no need of.
-            source=sub["external_url"] if sub["submission_type"] == "url" else sub["file_path"].rsplit("/", 1)[-1],
+            source=sub.source if sub.submission_type == "url" else sub.source.rsplit("/", 1)[-1],
             sha256=shown.sha256,
-            captured_at=sub["captured_at"],
+            captured_at=sub.captured_at,
             text=shown.text,
             images=[f"data:{mime};base64,{base64.b64encode(data).decode()}" for data, mime in shown.blobs],
         ),

@@ -75,6 +75,25 @@ def test_function_entry_points_are_thin_and_assert_free() -> None:
         assert len(lines) <= 60, f"{path} has {len(lines)} lines: logic has leaked into it"
 
 
+# The rows that travel through several helpers, by the parameter names the helpers give them.
+TRAVELLING_ROWS = {"sub": "Submission", "row": "Consequence"}
+
+
+@pytest.mark.parametrize(
+    "module", ["shared/grading.py", *sorted(str(p.relative_to(REPO)) for p in (REPO / "shared/engine").glob("*.py"))]
+)
+def test_rows_that_travel_through_helpers_are_typed(module: str) -> None:
+    """A submission through grading and a consequence through the engine are dataclasses, never a dict."""
+    tree = ast.parse((REPO / module).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for arg in node.args.args + node.args.kwonlyargs:
+            expected = TRAVELLING_ROWS.get(arg.arg)
+            if expected is not None and arg.annotation is not None:
+                assert ast.unparse(arg.annotation) == expected, f"{module}: {node.name}({arg.arg}: ...)"
+
+
 def test_console_script_points_at_dev_cli() -> None:
     text = (REPO / "pyproject.toml").read_text()
     assert 'threativator = "shared.dev.cli:main"' in text

@@ -19,6 +19,7 @@ from shared.notifications.models import (
     AnyNotification,
     NotificationView,
 )
+from shared.notifications.row import Notification
 from shared.notifications.voice import Suppressed, render
 from shared.providers import email as email_provider
 
@@ -28,19 +29,27 @@ _logger = get_logger("threativator.notifications")
 # -----------------------------------------------------------------------------
 # Queueing
 # -----------------------------------------------------------------------------
-def _view(row: dict[str, Any], created: bool) -> NotificationView:
+def _view(row: Notification, created: bool) -> NotificationView:
     return NotificationView(
-        id=row["id"],
-        type=str(row["type"]),
-        status=str(row["status"]),
-        dedupe_key=row["dedupe_key"],
+        id=row.id,
+        type=row.type,
+        status=row.status,
+        dedupe_key=row.dedupe_key,
         created=created,
-        provider_message_id=row.get("provider_message_id"),
-        last_error=row.get("last_error"),
+        provider_message_id=row.provider_message_id,
+        last_error=row.last_error,
     )
 
 
-def queue(conn: db.Connection, request: AnyNotification) -> tuple[dict[str, Any], bool]:
+def _row(conn: db.Connection, notification_id: UUID) -> Notification | None:
+    return (
+        conn.cursor(row_factory=Notification.row_factory())
+        .execute("select * from public.notifications where id = %s", [notification_id])
+        .fetchone()
+    )
+
+
+def queue(conn: db.Connection, request: AnyNotification) -> tuple[Notification, bool]:
     """Write the row (in the caller's transaction); returns (row, created)."""
     data = request.template_data.model_dump(mode="json")
     subject = data[SUBJECT_FIELD[request.type]]
@@ -64,7 +73,8 @@ def queue(conn: db.Connection, request: AnyNotification) -> tuple[dict[str, Any]
         status = "suppressed"
     recipient = contact_id or request.user_id
     key = request.dedupe_key or f"{request.type}:{subject}:{recipient}"
-    row = conn.execute(
+    rows = conn.cursor(row_factory=Notification.row_factory())
+    row = rows.execute(
         "insert into public.notifications (type, user_id, recipient_contact_id, subject_id, dedupe_key,"
         " template_data, status) values (%s, %s, %s, %s, %s, %s, %s) on conflict (dedupe_key) do nothing"
         " returning *",
@@ -72,7 +82,7 @@ def queue(conn: db.Connection, request: AnyNotification) -> tuple[dict[str, Any]
     ).fetchone()
     if row is not None:
         return row, True
-    existing = conn.execute("select * from public.notifications where dedupe_key = %s", [key]).fetchone()
+    existing = rows.execute("select * from public.notifications where dedupe_key = %s", [key]).fetchone()
     assert existing is not None
     return existing, False
 
@@ -81,10 +91,10 @@ def request(notification: AnyNotification) -> NotificationView:
     """The send_notification function: queue once, then deliver that one row."""
     with db.as_service() as conn:
         row, created = queue(conn, notification)
-    if created and row["status"] == "queued":
-        deliver(row["id"])
+    if created and row.status == "queued":
+        deliver(row.id)
         with db.as_service() as conn:
-            row = conn.execute("select * from public.notifications where id = %s", [row["id"]]).fetchone() or row
+            row = _row(conn, row.id) or row
     return _view(row, created)
 
 
@@ -92,7 +102,7 @@ def send_inserted(notification_id: UUID) -> NotificationView:
     """A Database Webhook reported this row's insert: send it now, once (the claim decides)."""
     deliver(notification_id)
     with db.as_service() as conn:
-        row = conn.execute("select * from public.notifications where id = %s", [notification_id]).fetchone()
+        row = _row(conn, notification_id)
     if row is None:
         raise not_found("no such notification")
     return _view(row, created=False)
@@ -110,13 +120,16 @@ def enqueue(notification: AnyNotification) -> None:
 LEASE = timedelta(minutes=2)
 
 
-def _claim(notification_id: UUID) -> dict[str, Any] | None:
+def _claim(notification_id: UUID) -> Notification | None:
     with db.as_service() as conn:
-        row: dict[str, Any] | None = conn.execute(
-            "select * from app.claim_notification(%s, %s, %s)",
-            [notification_id, LEASE, get_settings().contact_invites_per_day],
-        ).fetchone()
-    return row
+        return (
+            conn.cursor(row_factory=Notification.row_factory())
+            .execute(
+                "select * from app.claim_notification(%s, %s, %s)",
+                [notification_id, LEASE, get_settings().contact_invites_per_day],
+            )
+            .fetchone()
+        )
 
 
 def _finish(
@@ -149,17 +162,17 @@ def deliver(notification_id: UUID, *, retry_budget_seconds: float | None = None)
     try:
         message = render(row)
     except Suppressed as why:
-        _finish(row["id"], "suppressed", error=str(why))
+        _finish(row.id, "suppressed", error=str(why))
         return "suppressed"
     except email_provider.EmailRejected as rejected:
-        _finish(row["id"], "failed", error=str(rejected)[:500])
+        _finish(row.id, "failed", error=str(rejected)[:500])
         return "failed"
     except Exception as error:
         if db.is_unavailable(error):
             raise  # the row's lease expires and a later pass takes it again
         # A row no renderer can read will not read better later: it fails alone, with the reason.
-        _finish(row["id"], "failed", error=f"could not be rendered: {type(error).__name__}")
-        _logger.exception("notification unrenderable", extra={"fields": {"notification_id": str(row["id"])}})
+        _finish(row.id, "failed", error=f"could not be rendered: {type(error).__name__}")
+        _logger.exception("notification unrenderable", extra={"fields": {"notification_id": str(row.id)}})
         return "failed"
     budget = settings.notification_retry_budget_seconds if retry_budget_seconds is None else retry_budget_seconds
     deadline = time.monotonic() + budget
@@ -169,22 +182,22 @@ def deliver(notification_id: UUID, *, retry_budget_seconds: float | None = None)
         try:
             sent = email_provider.send(message)
         except email_provider.EmailRejected as rejected:
-            _finish(row["id"], "failed", error=str(rejected)[:500])
-            _logger.warning("notification rejected", extra={"fields": {"notification_id": str(row["id"])}})
+            _finish(row.id, "failed", error=str(rejected)[:500])
+            _logger.warning("notification rejected", extra={"fields": {"notification_id": str(row.id)}})
             return "failed"
         except email_provider.EmailRetryable as retryable:
             wait = retryable.retry_after or min(0.25 * 2**attempt, 4.0) * random.uniform(0.8, 1.2)  # noqa: S311
             if time.monotonic() + wait < deadline:
                 time.sleep(wait)
                 continue
-            if row["attempts"] >= settings.notification_max_attempts:
-                _finish(row["id"], "failed", error=f"gave up after {row['attempts']} attempts: {retryable}")
-                _logger.error("notification gave up", extra={"fields": {"notification_id": str(row["id"])}})
+            if row.attempts >= settings.notification_max_attempts:
+                _finish(row.id, "failed", error=f"gave up after {row.attempts} attempts: {retryable}")
+                _logger.error("notification gave up", extra={"fields": {"notification_id": str(row.id)}})
                 return "failed"
-            backoff = max(retryable.retry_after or 0, 30 * 2 ** min(row["attempts"], 8))
-            _finish(row["id"], "queued", error=str(retryable), retry_in=backoff)
+            backoff = max(retryable.retry_after or 0, 30 * 2 ** min(row.attempts, 8))
+            _finish(row.id, "queued", error=str(retryable), retry_in=backoff)
             return "queued"
-        _finish(row["id"], "sent", message_id=sent.message_id)
+        _finish(row.id, "sent", message_id=sent.message_id)
         return "sent"
 
 

@@ -28,6 +28,7 @@ from shared.notifications.models import (
     SubmissionResultData,
     WitnessRequestData,
 )
+from shared.notifications.row import Notification
 from shared.providers import email as email_provider
 
 Emotion = Literal["stern", "disappointed", "grudging_approval", "menacing"]
@@ -332,11 +333,11 @@ RENDERERS: dict[str, Callable[[Any, Reader], Rendered]] = {
 }
 
 
-def _recipient_and_links(conn: db.Connection, row: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    kind, data = str(row["type"]), row["template_data"]
+def _recipient_and_links(conn: db.Connection, row: Notification) -> tuple[str, dict[str, str]]:
+    kind, data = row.type, row.template_data
     if kind in TO_CONTACT:
         contact = conn.execute(
-            "select id, email, verified, declined_at from public.contacts where id = %s", [row["recipient_contact_id"]]
+            "select id, email, verified, declined_at from public.contacts where id = %s", [row.recipient_contact_id]
         ).fetchone()
         if contact is None or contact["declined_at"] is not None:
             raise Suppressed("the contact declined or was removed")
@@ -355,16 +356,16 @@ def _recipient_and_links(conn: db.Connection, row: dict[str, Any]) -> tuple[str,
             [links.sha256_hex(token), ttl, contact["id"]],
         )
         return contact["email"], links.contact_links(token)
-    user = conn.execute("select email from public.users where id = %s", [row["user_id"]]).fetchone()
+    user = conn.execute("select email from public.users where id = %s", [row.user_id]).fetchone()
     if user is None:
         raise Suppressed("the user no longer exists")
     extra: dict[str, str] = {}
     if kind == "deadline_reminder":
-        token = links.unsubscribe_token(row["user_id"])
+        token = links.unsubscribe_token(row.user_id)
         conn.execute(
             "update public.users set unsubscribe_token_hash = %s where id = %s"
             " and unsubscribe_token_hash is distinct from %s",
-            [links.sha256_hex(token), row["user_id"], links.sha256_hex(token)],
+            [links.sha256_hex(token), row.user_id, links.sha256_hex(token)],
         )
         extra["unsubscribe"] = links.unsubscribe_link(token)
     return str(user["email"]), extra
@@ -468,15 +469,15 @@ def _with_context(conn: db.Connection, kind: str, data: dict[str, Any]) -> dict[
     return merged
 
 
-def render(row: dict[str, Any]) -> email_provider.Email:
+def render(row: Notification) -> email_provider.Email:
     settings = get_settings()
-    kind = str(row["type"])
-    data = DATA_MODEL[kind].model_validate(row["template_data"]).model_dump(mode="json")
+    kind = row.type
+    data = DATA_MODEL[kind].model_validate(row.template_data).model_dump(mode="json")
     with db.as_service() as conn:
         data = _with_context(conn, kind, data)
         to, links_ = _recipient_and_links(conn, row)
         user = conn.execute(
-            "select display_name, time_zone from public.users where id = %s", [row["user_id"]]
+            "select display_name, time_zone from public.users where id = %s", [row.user_id]
         ).fetchone() or {"display_name": None, "time_zone": "UTC"}
     model = DATA_MODEL[kind].model_validate(data)
     reader = Reader(user["display_name"], user["time_zone"], links_)
@@ -501,5 +502,5 @@ def render(row: dict[str, Any]) -> email_provider.Email:
         }
         if template_id
         else None,
-        custom_args={"notification_id": str(row["id"]), "type": kind},
+        custom_args={"notification_id": str(row.id), "type": kind},
     )

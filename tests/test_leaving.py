@@ -479,3 +479,52 @@ def test_a_refused_refund_of_a_user_who_stays_reaches_the_operators_too(provider
     assert withdrawn.json["balance"]["available_cents"] == 1500  # back in the cell, at once
     [row] = owner.execute("select kind::text, cents from public.money_items where user_id = %s", [user]).fetchall()
     assert row == {"kind": "refund_refused", "cents": 1000}
+
+
+def _planned(owner: Conn, providers: Providers) -> UUID:
+    """A leaving user whose refund an outage left planned."""
+    user = _leaving_with_refund_faults(owner, providers, 503, 503, 503)
+    assert check()["leaving"] == {"refunded": 1}
+    return user
+
+
+def _a_while_ago(owner: Conn) -> None:
+    owner.execute("update public.withdrawal_refunds set created_at = now() - interval '2 minutes'")
+
+
+def test_overlapping_resume_passes_send_one_refund(providers: Providers, owner: Conn) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared import holding_cell
+
+    user = _planned(owner, providers)
+    _a_while_ago(owner)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: holding_cell.resume_planned_refunds(), range(4)))
+    assert [r.form["amount"] for r in providers.stripe.created("/v1/refunds")] == ["2000"]
+    assert [r["status"] for r in _refund_rows(owner, user)] == ["succeeded"]
+    cell = owner.execute("select available_cents from public.holding_cells where user_id = %s", [user]).fetchone()
+    assert cell == {"available_cents": 0}  # the money left once, and the books say so (ledger_invariants)
+
+
+def test_one_withdrawal_that_cannot_be_resumed_stops_no_other(
+    providers: Providers, owner: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared import holding_cell
+
+    poisoned, other = _planned(owner, providers), _planned(owner, providers)
+    _a_while_ago(owner)
+    real = holding_cell._send_refunds
+
+    def send(user_id: UUID, withdrawal_id: UUID) -> None:
+        if user_id == poisoned:
+            raise RuntimeError("a row no one foresaw")
+        real(user_id, withdrawal_id)
+
+    monkeypatch.setattr(holding_cell, "_send_refunds", send)
+    assert holding_cell.resume_planned_refunds() == 1
+    assert [r["status"] for r in _refund_rows(owner, other)] == ["succeeded"]
+    assert [r["status"] for r in _refund_rows(owner, poisoned)] == ["planned"]  # left for the next pass
+    monkeypatch.setattr(holding_cell, "_send_refunds", real)
+    assert holding_cell.resume_planned_refunds() == 1
+    assert [r["status"] for r in _refund_rows(owner, poisoned)] == ["succeeded"]

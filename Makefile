@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.overhead 10
 	$(BIN)/python -m bench.dispatch 10000
 	$(BIN)/python -m bench.proof_hashes 200
+	$(BIN)/python -m bench.grading_cost
 
 ## make soak: the reliability suite's long profile
 soak: $(STAMP)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import functools
 import re
+import threading
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -144,7 +144,21 @@ class Settings(BaseSettings):
 
     # Grading (Gemini through google-genai) and proof intake
     gemini_api_key: SecretStr | None = None
-    gemini_model: str = "gemini-3.6-flash"
+    gemini_model: str = "gemini-3.8-flash"
+    # How hard the model thinks before it judges. A verdict weighs a rubric's criteria against a photo
+    # or a page, and must notice proof that talks to the grader: more than a lookup ("low"), far less
+    # than multi-step planning ("high", which triples the thinking tokens billed as output). A doubtful
+    # verdict goes to a person anyway. Sent as a thinking budget (see shared/providers/gemini.py).
+    gemini_thinking_level: Literal["low", "medium", "high"] = "medium"
+    # The token budget per image or PDF page. Google recommends high for image understanding (reading a
+    # handwritten challenge phrase, small print on a screen); a wrong fail costs a user a contest, and
+    # high costs about $0.0004 more per photo than medium at the model's price.
+    gemini_media_resolution: Literal["low", "medium", "high"] = "high"
+    # Images go to the model with at most this many pixels on their longest side, re-encoded as JPEG
+    # (EXIF dropped). At high media resolution Gemini 3 reads an image within a fixed token budget, so
+    # pixels beyond this are upload time, not detail; 1536 keeps a phone photo's handwriting legible.
+    # The capture, its hashes and what witnesses and operators see keep the original.
+    grading_image_max_side: int = Field(default=1536, ge=256, le=8192)
     grading_temperature: float = Field(default=0.1, ge=0, le=2)
     grading_confidence_threshold: float = Field(default=0.7, ge=0, le=1)
     gemini_timeout_ms: int = Field(default=30_000, gt=0)
@@ -286,10 +300,34 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-@functools.cache
-def get_settings() -> Settings:
-    """Load settings once; a missing or bad setting raises ConfigError naming it."""
+def _load() -> Settings:
     try:
         return Settings()  # type: ignore[call-arg]  # values come from the environment
     except ValidationError as error:
         raise ConfigError(f"invalid configuration: {_describe(error)}") from None
+
+
+class _Loaded:
+    """The settings, loaded once under a lock: concurrent first requests share one Settings (the
+    provider clients are built from it, once per Settings)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settings: Settings | None = None
+
+    def __call__(self) -> Settings:
+        """Load settings once; a missing or bad setting raises ConfigError naming it."""
+        settings = self._settings
+        if settings is None:
+            with self._lock:
+                if self._settings is None:
+                    self._settings = _load()
+                settings = self._settings
+        return settings
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._settings = None
+
+
+get_settings = _Loaded()

@@ -57,6 +57,22 @@ TEXT_SUFFIXES = (
     ".tex",
 )
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+# What the proofs bucket lets a browser upload (its allowed_mime_types, `threativator buckets`): the
+# images and PDFs the grader reads inline, Word documents, and text and code files, which browsers
+# label text/* or with one of these application types. Storage matches `text/*` by its first part.
+UPLOAD_MIME_TYPES = (
+    *sorted(INLINE_TYPES | {"image/heif"}),
+    DOCX,
+    "text/*",
+    "application/json",
+    "application/x-yaml",
+    "application/yaml",
+    "application/toml",
+    "application/sql",
+    "application/x-sh",
+    "application/javascript",
+    "application/x-tex",
+)
 MAX_REDIRECTS = 5
 
 

@@ -17,7 +17,9 @@ from pytest_httpserver import HTTPServer
 
 from shared import auth, config, db
 from shared.dev import localdb, migrate
-from shared.providers import gemini, stripe_api
+from shared.dev.cli import buckets_sql
+from shared.providers import gemini, storage, stripe_api
+from tests import contracts
 from tests.fakes import FakeSendGrid, FakeStripe, FakeX
 from tests.ledger_invariants import assert_ledger_invariants
 
@@ -35,6 +37,7 @@ def _clear_caches() -> None:
     auth._jwks_client.cache_clear()
     stripe_api.client.cache_clear()
     gemini.client.cache_clear()
+    storage.client.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +51,8 @@ def pg_url(pg_data_dir: Path) -> Iterator[str]:
     data_dir = pg_data_dir
     url = localdb.start(data_dir, database="threativator_test", fast_unsafe=True)
     migrate.migrate(url, local=True)
+    with psycopg.connect(url) as conn:  # the proofs bucket and its policies, as deploy applies them
+        conn.execute(buckets_sql())
     yield url
     db.close_pool()
     localdb.stop(data_dir)
@@ -98,11 +103,11 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 # Every table a test can write, read from the catalogue so a new table is never left out.
-# Bookkeeping (app.schema_migrations) and the stand-ins' own schemas are kept.
+# Bookkeeping (app.schema_migrations) and the stand-ins' own schemas are kept, but for Storage's objects.
 _TABLES = """
 select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p') and not c.relispartition
-  and (n.nspname = 'public' or (n.nspname = 'auth' and c.relname = 'users'))
+  and (n.nspname = 'public' or (n.nspname, c.relname) in (('auth', 'users'), ('storage', 'objects')))
 order by 1
 """
 
@@ -179,6 +184,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    print(f"\n{contracts.TALLY.summary()}")
+    for failure in contracts.TALLY.failures[:20]:
+        print(f"  refused: {failure}")
+    if contracts.TALLY.failures:
+        session.exitstatus = 1
     if SESSION_LOG is None or not SESSION_LOG.exists():
         return
     text = SESSION_LOG.read_text(errors="replace")
@@ -193,6 +203,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     else:
         print(f"\nsecrets scan: {records} log records, no secrets, tokens or kompromat bytes")
         SESSION_LOG.unlink()
+
+
+# -----------------------------------------------------------------------------
+# Every request a stand-in received, held against its provider's published description after the
+# test (tests/contracts): a request the real provider would refuse fails the test that caused it.
+# -----------------------------------------------------------------------------
+@pytest.fixture
+def httpserver(make_httpserver: HTTPServer) -> Iterator[HTTPServer]:
+    server = make_httpserver
+    server.clear()
+    yield server
+    refused = contracts.check_log(server.log)
+    assert not refused, "a provider would refuse what was sent:\n" + "\n".join(refused)
 
 
 # -----------------------------------------------------------------------------

@@ -470,9 +470,53 @@ class FakeGemini(_Faulty):
         text = answer if isinstance(answer, str) else json.dumps(answer)
         body = {
             "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
+            "usageMetadata": usage_metadata(request.get_json(), text),
             "modelVersion": "fake",
         }
         return Response(json.dumps(body), content_type="application/json")
+
+
+# Google's published token rule for Gemini 3 models (ai.google.dev, "Media resolution"): an image
+# costs a fixed budget by media resolution, whatever its pixels; a PDF costs it per page; images
+# default to high and PDFs to medium when the request leaves the resolution unspecified.
+MEDIA_TOKENS = {"MEDIA_RESOLUTION_LOW": 280, "MEDIA_RESOLUTION_MEDIUM": 560, "MEDIA_RESOLUTION_HIGH": 1120}
+
+
+def usage_metadata(request: dict[str, Any], answer: str) -> dict[str, Any]:
+    """usageMetadata as generateContent answers it, counted by that rule (text at ~4 characters a token)."""
+    import base64
+    import math
+
+    resolution = (request.get("generationConfig") or {}).get("mediaResolution")
+    texts = [p.get("text", "") for c in request.get("contents", []) for p in c.get("parts", [])]
+    texts += [p.get("text", "") for p in (request.get("systemInstruction") or {}).get("parts", [])]
+    image_tokens = document_tokens = 0
+    for content in request.get("contents", []):
+        for part in content.get("parts", []):
+            inline = part.get("inlineData") or part.get("inline_data")
+            if not inline:
+                continue
+            mime = inline.get("mimeType") or inline.get("mime_type") or ""
+            if mime == "application/pdf":
+                data = base64.urlsafe_b64decode(inline["data"] + "==")
+                pages = max(1, len(re.findall(rb"/Type\s*/Page[^s]", data)))
+                document_tokens += pages * MEDIA_TOKENS.get(resolution or "", MEDIA_TOKENS["MEDIA_RESOLUTION_MEDIUM"])
+            else:
+                image_tokens += MEDIA_TOKENS.get(resolution or "", MEDIA_TOKENS["MEDIA_RESOLUTION_HIGH"])
+    text_tokens = sum(math.ceil(len(t) / 4) for t in texts)
+    prompt = text_tokens + image_tokens + document_tokens
+    answer_tokens = math.ceil(len(answer) / 4)
+    details = [{"modality": "TEXT", "tokenCount": text_tokens}]
+    if image_tokens:
+        details.append({"modality": "IMAGE", "tokenCount": image_tokens})
+    if document_tokens:
+        details.append({"modality": "DOCUMENT", "tokenCount": document_tokens})
+    return {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": answer_tokens,
+        "totalTokenCount": prompt + answer_tokens,
+        "promptTokensDetails": details,
+    }
 
 
 @dataclass

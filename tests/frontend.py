@@ -163,7 +163,7 @@ def witness(http: httpx.Client, base: str, jwt: str, user_id: str, database: str
     foreign = http.post(
         f"/storage/v1/object/proofs/{uuid.uuid4()}/x.png", headers={"Authorization": f"Bearer {jwt}"}, content=b"x"
     )
-    assert foreign.status_code == 403
+    assert foreign.status_code == 400 and foreign.json()["statusCode"] == "403"  # Storage's shape
     with psycopg.connect(database, row_factory=dict_row, autocommit=True) as conn:
         submission = conn.execute(
             "insert into public.submissions (checkpoint_id, user_id, submission_type, file_path)"

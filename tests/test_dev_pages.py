@@ -71,31 +71,87 @@ def test_nothing_a_link_carries_is_rendered_as_markup(pages: Any) -> None:
     assert callback.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_the_storage_stand_in_keeps_each_user_in_their_own_folder(pages: Any) -> None:
+def storage_error(response: Any) -> tuple[int, str]:
+    """Storage answers its errors with HTTP 400 and the status in the body."""
+    assert response.status_code == 400, response.get_data(as_text=True)
+    body = response.get_json()
+    return int(body["statusCode"]), body["message"]
+
+
+def test_the_storage_stand_in_answers_as_supabase_storage_does(pages: Any) -> None:
     from werkzeug.test import Client
 
     http = Client(pages)
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     as_alice = bearer(mint_token(alice))
-    assert http.post(f"/storage/v1/object/proofs/{alice}/a.png", data=b"one", headers=as_alice).status_code == 200
+    png = {**as_alice, "Content-Type": "image/png"}
+    assert http.post(f"/storage/v1/object/proofs/{alice}/a.png", data=b"one", headers=png).status_code == 200
     assert http.get(f"/storage/v1/object/proofs/{alice}/a.png", headers=as_alice).get_data() == b"one"
-    # Already there: refused unless x-upsert, as Storage does.
-    assert http.post(f"/storage/v1/object/proofs/{alice}/a.png", data=b"two", headers=as_alice).status_code == 409
-    upsert = {**as_alice, "x-upsert": "true"}
-    assert http.post(f"/storage/v1/object/proofs/{alice}/a.png", data=b"two", headers=upsert).status_code == 200
-    # Another user's folder, no credential, or a path out of the folder: refused.
-    assert http.get(f"/storage/v1/object/proofs/{alice}/a.png", headers=bearer(mint_token(bob))).status_code == 403
-    assert http.post(f"/storage/v1/object/proofs/{bob}/b.png", data=b"x", headers=as_alice).status_code == 403
-    assert http.get(f"/storage/v1/object/proofs/{alice}/a.png").status_code == 403
-    assert http.post(f"/storage/v1/object/other/{alice}/a.png", data=b"x", headers=as_alice).status_code == 404
-    too_big = b"x" * (get_settings().grading_max_proof_bytes + 1)
-    assert http.post(f"/storage/v1/object/proofs/{alice}/big.png", data=too_big, headers=as_alice).status_code == 413
-    escape = http.post(f"/storage/v1/object/proofs/{alice}/../../../etc/x", data=b"x", headers=as_alice)
-    assert escape.status_code in (400, 403, 404)
+    # Already there: refused, and x-upsert needs an UPDATE policy the bucket does not give users.
+    assert storage_error(http.post(f"/storage/v1/object/proofs/{alice}/a.png", data=b"two", headers=png)) == (
+        409,
+        "The resource already exists",
+    )
+    upsert = {**png, "x-upsert": "true"}
+    assert storage_error(http.post(f"/storage/v1/object/proofs/{alice}/a.png", data=b"two", headers=upsert))[0] == 403
+    # Another user's folder, no credential: refused by the bucket's policies, in Storage's words.
+    refused = storage_error(http.post(f"/storage/v1/object/proofs/{bob}/b.png", data=b"x", headers=png))
+    assert refused == (403, "new row violates row-level security policy")
+    assert (
+        storage_error(http.get(f"/storage/v1/object/proofs/{alice}/a.png", headers=bearer(mint_token(bob))))[0] == 404
+    )
+    assert storage_error(http.get(f"/storage/v1/object/proofs/{alice}/a.png"))[0] == 404
+    anonymous = http.post(f"/storage/v1/object/proofs/{alice}/c.png", data=b"x", headers={"Content-Type": "image/png"})
+    assert storage_error(anonymous)[0] == 403
+    assert storage_error(http.post(f"/storage/v1/object/other/{alice}/a.png", data=b"x", headers=png)) == (
+        404,
+        "Bucket not found",
+    )
+    escape = http.post(f"/storage/v1/object/proofs/{alice}/../../../etc/x", data=b"x", headers=png)
+    assert escape.status_code in (400, 404)
     # The grader reads what was uploaded, through the provider's dry mode.
     from shared.providers import storage
 
-    assert storage.download(f"{alice}/a.png") == b"two"
+    assert storage.download(f"{alice}/a.png") == b"one"
+
+
+def test_the_bucket_s_own_limits_refuse_an_oversized_upload_and_a_wrong_type(pages: Any, owner: Any) -> None:
+    """The limit and the types are the bucket's (storage.buckets), as Storage reads them: not a check
+    of our own in the stand-in. Raising the bucket's limit lets the same upload through."""
+    from werkzeug.test import Client
+
+    http = Client(pages)
+    alice = str(uuid.uuid4())
+    as_alice = bearer(mint_token(alice))
+    over = b"x" * int(11.5 * 1024 * 1024)
+    big = http.post(
+        f"/storage/v1/object/proofs/{alice}/big.png", data=over, headers={**as_alice, "Content-Type": "image/png"}
+    )
+    assert storage_error(big) == (413, "The object exceeded the maximum allowed size")
+    exe = http.post(
+        f"/storage/v1/object/proofs/{alice}/tool.exe",
+        data=b"MZ",
+        headers={**as_alice, "Content-Type": "application/x-msdownload"},
+    )
+    assert storage_error(exe) == (415, "mime type application/x-msdownload is not supported")
+    untyped = http.post(f"/storage/v1/object/proofs/{alice}/blob", data=b"x", headers=as_alice)
+    assert storage_error(untyped)[0] == 415
+    # Text and code files are welcome (text/*), as are the grader's document types.
+    for name, mime in (("notes.md", "text/markdown"), ("main.py", "text/x-python"), ("data.json", "application/json")):
+        ok = http.post(
+            f"/storage/v1/object/proofs/{alice}/{name}", data=b"{}", headers={**as_alice, "Content-Type": mime}
+        )
+        assert ok.status_code == 200, name
+    limit = owner.execute("select file_size_limit from storage.buckets where id = 'proofs'").fetchone()
+    assert limit == {"file_size_limit": get_settings().grading_max_proof_bytes}
+    try:
+        owner.execute("update storage.buckets set file_size_limit = 20 * 1024 * 1024 where id = 'proofs'")
+        again = http.post(
+            f"/storage/v1/object/proofs/{alice}/big.png", data=over, headers={**as_alice, "Content-Type": "image/png"}
+        )
+        assert again.status_code == 200
+    finally:
+        owner.execute("update storage.buckets set file_size_limit = %s where id = 'proofs'", [limit["file_size_limit"]])
 
 
 def test_the_local_pages_do_not_exist_in_production(monkeypatch: pytest.MonkeyPatch, database: str) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from werkzeug import Response
 from shared import db, proof
 from shared.auth import mint_token
 from shared.config import get_settings
+from shared.providers import gemini
 from tests import factories as f
 from tests.fakes import FakeGemini, FakeSendGrid, FakeStorage
 from tests.http_helpers import bearer, client
@@ -131,11 +134,15 @@ def test_grade_pass_sends_the_right_request_and_records_everything(stack: Stack,
     assert response.status_code == 200, response.json
     assert response.json["status"] == "passed" and response.json["cached"] is False
     [call] = stack.gemini.calls
-    assert call.path.endswith("/models/gemini-3.6-flash:generateContent")
+    # v1beta, pinned: v1's published description has no systemInstruction or response schema.
+    assert call.path == "/v1beta/models/gemini-3.8-flash:generateContent"
     assert call.headers["X-Goog-Api-Key"] == "gemini-test-key"
     body = call.json
     config = body["generationConfig"]
     assert config["responseMimeType"] == "application/json" and config["temperature"] == 0.1
+    thinking = config["thinkingConfig"]
+    assert (thinking.get("thinkingBudget") or thinking.get("thinking_budget")) == 4096  # medium
+    assert config["mediaResolution"] == "MEDIA_RESOLUTION_HIGH"
     schema = config.get("responseSchema") or config.get("responseJsonSchema")
     assert {"passed", "feedback", "confidence", "criteria", "instructions_in_proof"} <= set(schema["properties"])
     assert "untrusted data" in body["systemInstruction"]["parts"][0]["text"]
@@ -152,7 +159,7 @@ def test_grade_pass_sends_the_right_request_and_records_everything(stack: Stack,
     recorded = row(owner, submission)
     assert recorded["status"] == "passed" and recorded["checkpoint"] == "completed"
     result = recorded["ai_analysis_result"]
-    assert result["model"] == "gemini-3.6-flash" and result["prompt_version"].startswith("grader-")
+    assert result["model"] == "gemini-3.8-flash" and result["prompt_version"].startswith("grader-")
     assert result["proof_sha256"] == hashlib.sha256(PNG).hexdigest()
     assert result["criteria"][0]["met"] is True and result["confidence"] == 0.95
     assert "Accepted" in stack.sendgrid.mails[-1].json["subject"]
@@ -935,3 +942,61 @@ def test_a_silent_witness_whose_proof_the_grader_doubts_goes_to_a_person(
     listed = client("operator_review").post("/", json={"action": "list"}, headers=bearer(token))
     [item] = listed.json["items"]
     assert (item["id"], item["why"]) == (str(submission), "witness_fallback")
+
+
+# -----------------------------------------------------------------------------
+# What the model is sent: the photo it needs, not the file as captured
+# -----------------------------------------------------------------------------
+def test_a_phone_photo_goes_to_the_model_downscaled_without_exif_and_is_kept_whole(
+    stack: Stack, owner: Conn, alice: UUID
+) -> None:
+    photo = picture(77, size=(4032, 3024), fmt="JPEG", taken_at="2099:01:01 10:00:00", quality=95)
+    submission = file_submission(owner, stack, alice, photo, path="p/photo.jpg")
+    assert grade(submission, as_user(alice)).json["status"] == "passed"
+    [call] = stack.gemini.calls
+    [inline] = [p["inlineData"] for p in call.json["contents"][0]["parts"] if "inlineData" in p]
+    sent = base64.urlsafe_b64decode(inline["data"])
+    assert (inline.get("mimeType") or inline.get("mime_type")) == "image/jpeg"
+    from PIL import Image
+
+    with Image.open(io.BytesIO(sent)) as image:
+        assert max(image.size) == get_settings().grading_image_max_side == 1536
+        assert image.size == (1536, 1152)  # the aspect ratio kept
+        assert not image.getexif()  # the photo's EXIF (time, and a phone's GPS) stays with us
+    assert len(sent) * 4 < len(photo)
+    # The capture and what a person sees keep the original.
+    assert row(owner, submission)["ai_analysis_result"]["proof_sha256"] == hashlib.sha256(photo).hexdigest()
+    assert stack.storage.objects[f"proofs/{alice}/p/photo.jpg"] == photo
+
+
+def test_a_small_image_without_exif_goes_to_the_model_as_captured(stack: Stack, owner: Conn, alice: UUID) -> None:
+    small = picture(78, size=(800, 600), fmt="PNG")
+    assert grade(file_submission(owner, stack, alice, small), as_user(alice)).json["status"] == "passed"
+    [call] = stack.gemini.calls
+    [inline] = [p["inlineData"] for p in call.json["contents"][0]["parts"] if "inlineData" in p]
+    assert base64.urlsafe_b64decode(inline["data"]) == small
+
+
+def test_sixteen_first_grades_on_a_new_instance_all_answer(
+    stack: Stack, owner: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, each thread built its own Gemini client; the losers were collected, and google-genai's
+    client closes its HTTP client when collected: the winner's requests then failed (500)."""
+    users = [f.user(owner, f"first-{i}") for i in range(16)]
+    submissions = [file_submission(owner, stack, u, picture(200 + i), path=f"x/{i}.png") for i, u in enumerate(users)]
+    monkeypatch.setenv("GEMINI_TIMEOUT_MS", "30000")  # the stand-in answers one at a time
+    get_settings.cache_clear()
+    gemini.client.cache_clear()  # a new instance
+    clients = [client("grade_submission") for _ in users]
+    tokens = [as_user(u) for u in users]
+    start = threading.Barrier(len(users))
+
+    def first_grade(i: int) -> int:
+        start.wait()
+        body = {"submission_id": str(submissions[i])}
+        return int(clients[i].post("/", json=body, headers=bearer(tokens[i])).status_code)
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        statuses = list(pool.map(first_grade, range(len(users))))
+    assert statuses == [200] * len(users)
+    assert len(stack.gemini.calls) == len(users)

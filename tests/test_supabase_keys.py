@@ -19,7 +19,7 @@ from tests.conftest import Providers
 from tests.http_helpers import bearer, client
 from tests.images import picture
 from tests.test_auth import _claims, ec_key, jwks  # noqa: F401 - the JWKS endpoint fixtures
-from tests.test_cron import STANDINS
+from tests.test_cron import queued, vault
 from tests.test_grading import PASS, Stack, _verdict, _witness_links, file_submission, row, witness_submission
 from tests.test_grading import stack as stack
 
@@ -227,18 +227,18 @@ def test_the_webhook_triggers_post_supabases_payload_with_the_vault_secret(owner
     user = f.user(owner)
     checkpoint = f.checkpoint_ids(owner, f.goal(owner, user))[0]
     with owner.transaction(force_rollback=True):
-        owner.execute(STANDINS)
         owner.execute(WEBHOOKS_SQL)
         # Not configured yet: the insert goes through, nothing is posted.
         f.submission(owner, user, checkpoint)
-        assert owner.execute("select count(*) as n from net.calls").fetchone() == {"n": 0}
-        owner.execute(
-            "insert into vault.decrypted_secrets values ('grade_submission_url', 'https://fn.example/grade_submission'),"
-            " ('send_notification_url', 'https://fn.example/send_notification'), ('database_webhook_secret', %s)",
-            [WEBHOOK_SECRET],
+        assert queued(owner) == []
+        vault(
+            owner,
+            grade_submission_url="https://fn.example/grade_submission",
+            send_notification_url="https://fn.example/send_notification",
+            database_webhook_secret=WEBHOOK_SECRET,
         )
         submission = f.submission(owner, user, checkpoint)
-        [call] = owner.execute("select * from net.calls").fetchall()
+        [call] = queued(owner)
     assert call["url"] == "https://fn.example/grade_submission"
     assert call["headers"] == {"Content-Type": "application/json", "X-Webhook-Secret": WEBHOOK_SECRET}
     assert call["body"] == {

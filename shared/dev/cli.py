@@ -113,15 +113,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-BUCKETS_SQL = """\
-insert into storage.buckets (id, name, public) values ('proofs', 'proofs', false) on conflict (id) do nothing;
+def buckets_sql() -> str:
+    """The proofs bucket, with the limits Storage enforces itself (no larger than the grader accepts,
+    only the types it reads), and its policies: a user writes and reads only their own folder."""
+    from psycopg import sql
+
+    from shared.config import ConfigError, Settings, get_settings
+    from shared.proof import UPLOAD_MIME_TYPES
+
+    try:
+        name, limit = get_settings().submission_bucket, get_settings().grading_max_proof_bytes
+    except ConfigError:
+        # Printing the SQL (deploy.sh) needs no database or keys: only these two, or their defaults.
+        fields = Settings.model_fields
+        name = os.environ.get("SUBMISSION_BUCKET", str(fields["submission_bucket"].default))
+        limit = int(os.environ.get("GRADING_MAX_PROOF_BYTES", str(fields["grading_max_proof_bytes"].default)))
+    bucket = sql.Literal(name)
+    statement = sql.SQL(
+        """\
+insert into storage.buckets (id, name, public, file_size_limit, allowed_mime_types)
+values ({bucket}, {bucket}, false, {limit}, {types})
+on conflict (id) do update set public = false, file_size_limit = excluded.file_size_limit,
+  allowed_mime_types = excluded.allowed_mime_types;
+drop policy if exists "Users can upload proof into their own folder." on storage.objects;
 create policy "Users can upload proof into their own folder."
   on storage.objects for insert to authenticated
-  with check (bucket_id = 'proofs' and (storage.foldername(name))[1] = (select auth.uid())::text);
+  with check (bucket_id = {bucket} and (storage.foldername(name))[1] = (select auth.uid())::text);
+drop policy if exists "Users can read their own proof." on storage.objects;
 create policy "Users can read their own proof."
   on storage.objects for select to authenticated
-  using (bucket_id = 'proofs' and (storage.foldername(name))[1] = (select auth.uid())::text);
+  using (bucket_id = {bucket} and (storage.foldername(name))[1] = (select auth.uid())::text);
 """
+    ).format(
+        bucket=bucket,
+        limit=sql.Literal(limit),
+        types=sql.Literal(list(UPLOAD_MIME_TYPES)),
+    )
+    return statement.as_string(None)
 
 
 # Supabase Database Webhooks: a submission's insert starts its grading, a queued notification's
@@ -181,12 +209,12 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 def cmd_buckets(args: argparse.Namespace) -> int:
     """Print (or apply to DATABASE_URL) the Storage bucket and its policies."""
     if args.print_sql:
-        print(BUCKETS_SQL, end="")
+        print(buckets_sql(), end="")
         return 0
     import psycopg
 
     with psycopg.connect(_database_url(None)) as conn:
-        conn.execute(BUCKETS_SQL)
+        conn.execute(buckets_sql())
     print("proofs bucket and policies created")
     return 0
 
@@ -312,6 +340,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     _dev_defaults(url, args.port)
     try:
         applied = migrate.migrate(url, local=True)
+        import psycopg
+
+        with psycopg.connect(url) as conn:  # the proofs bucket and its limits, as `threativator buckets`
+            conn.execute(buckets_sql())
         print(f"database ready under {localdb.state_dir()} ({len(applied)} new migration(s))")
         demo = seed_demo()
         token = mint_token(demo["user_id"], email=demo["email"], ttl_seconds=7 * 24 * 3600)

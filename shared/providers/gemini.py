@@ -1,5 +1,12 @@
 """The AI grader: Gemini through the google-genai SDK, pointed at GEMINI_API_BASE.
 
+The API version is pinned to `v1beta`: google-genai sends to `v1` unless told otherwise, and Google's
+published `v1` description (google/ai/generativelanguage/v1/generative_service.proto) has no
+`systemInstruction`, `responseMimeType`, `responseSchema`, `thinkingConfig` or `mediaResolution`,
+which every grade sends; Google answers an unknown field with 400 INVALID_ARGUMENT. `v1beta` holds all
+of them. The thinking level is sent as `thinkingConfig.thinkingBudget`, the form that description
+knows (it has no `thinkingLevel` yet); Gemini 3 models accept a budget for backward compatibility.
+
 The rubric and the proof go to the model as data, each between markers that
 carry a random boundary, under a system instruction that says they are
 untrusted and cannot change the instructions. The answer is structured
@@ -8,19 +15,27 @@ output validated against `Verdict`.
 
 from __future__ import annotations
 
-import functools
 import secrets
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from shared.config import get_settings
+from shared.providers import once_per_process
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 if TYPE_CHECKING:
     from shared.proof import Proof
 
 PROMPT_VERSION = "grader-2026-12-01.1"
+API_VERSION = "v1beta"
+# GEMINI_THINKING_LEVEL as the thinking budget the published description can carry (tokens).
+THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
+MEDIA_RESOLUTIONS = {
+    "low": "MEDIA_RESOLUTION_LOW",
+    "medium": "MEDIA_RESOLUTION_MEDIUM",
+    "high": "MEDIA_RESOLUTION_HIGH",
+}
 RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
 
 SYSTEM_INSTRUCTION = """\
@@ -75,7 +90,7 @@ def dry() -> bool:
     return settings.gemini_api_key is None and settings.providers_dry()
 
 
-@functools.cache
+@once_per_process
 def client() -> Any:
     """One client per process: it owns the HTTP connection pool (and closes it when collected)."""
     from google import genai
@@ -86,6 +101,7 @@ def client() -> Any:
         api_key=settings.require("gemini_api_key"),
         http_options=types.HttpOptions(
             base_url=settings.gemini_api_base,
+            api_version=API_VERSION,
             timeout=settings.gemini_timeout_ms,
             retry_options=types.HttpRetryOptions(
                 attempts=settings.gemini_retry_attempts,
@@ -108,6 +124,36 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
         except (ImportError, AttributeError):
             continue
     return tuple(found)
+
+
+def for_model(data: bytes, mime: str) -> tuple[bytes, str]:
+    """An image as the model needs it: at most GRADING_IMAGE_MAX_SIDE pixels on its longest side and
+    no EXIF (a phone photo's GPS position is not the grader's business), re-encoded as JPEG. A small
+    image without EXIF, anything else, or an image Pillow cannot read (HEIC) goes as it is."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    if mime not in ("image/png", "image/jpeg", "image/gif", "image/webp"):
+        return data, mime
+    side = get_settings().grading_image_max_side
+    try:
+        # Capture already refused images over PROOF_MAX_PIXELS; draft() decodes a JPEG at reduced scale.
+        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG", "GIF", "WEBP")) as image:
+            if max(image.size) <= side and not image.getexif():
+                return data, mime
+            image.draft("RGB", (side, side))
+            picture = ImageOps.exif_transpose(image)
+            picture.thumbnail((side, side), Image.Resampling.LANCZOS)
+            if picture.mode != "RGB":
+                rgba = picture.convert("RGBA")
+                picture = Image.new("RGB", rgba.size, "white")
+                picture.paste(rgba, mask=rgba.getchannel("A"))
+            out = io.BytesIO()
+            picture.save(out, "JPEG", quality=85, optimize=True)
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, Image.DecompressionBombError):
+        return data, mime
+    return out.getvalue(), "image/jpeg"
 
 
 def _wrapped(name: str, boundary: str, text: str) -> str:
@@ -139,7 +185,8 @@ def judge(
         parts.append(types.Part.from_text(text=f'CHALLENGE PHRASE the proof must show: "{phrase}"'))
     if proof.text is not None:
         parts.append(types.Part.from_text(text=_wrapped("PROOF", boundary, proof.text)))
-    for data, mime in proof.blobs:
+    for original, original_mime in proof.blobs:
+        data, mime = for_model(original, original_mime)
         parts.append(types.Part.from_text(text=f"<<<PROOF FILE {boundary}>>> ({mime}) follows as an attachment."))
         parts.append(types.Part.from_bytes(data=data, mime_type=mime))
     config = types.GenerateContentConfig(
@@ -147,6 +194,8 @@ def judge(
         temperature=settings.grading_temperature,
         response_mime_type="application/json",
         response_schema=Verdict,
+        thinking_config=types.ThinkingConfig(thinking_budget=THINKING_BUDGETS[settings.gemini_thinking_level]),
+        media_resolution=types.MediaResolution(MEDIA_RESOLUTIONS[settings.gemini_media_resolution]),
     )
     try:
         response = client().models.generate_content(

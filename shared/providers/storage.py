@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import get_settings
+from shared.providers import once_per_process
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 
@@ -16,7 +17,9 @@ def dry() -> bool:
     return settings.service_credential() is None and settings.providers_dry()
 
 
-def _client() -> Any:
+@once_per_process
+def client() -> Any:
+    """One supabase-py client per process, with the service credential."""
     from supabase import create_client
     from supabase.lib.client_options import SyncClientOptions
 
@@ -51,7 +54,7 @@ def download(path: str) -> bytes:
             raise ProviderRefused("the proof file could not be read from storage")
         return target.read_bytes()
     try:
-        data: bytes = _client().storage.from_(get_settings().submission_bucket).download(path)
+        data: bytes = client().storage.from_(get_settings().submission_bucket).download(path)
     except httpx.TransportError:
         raise ProviderUnavailable("proof storage is unreachable") from None
     except Exception:
@@ -75,7 +78,7 @@ def remove(paths: list[str]) -> None:
         outbox.record("storage", None, f"{len(paths)} proof file(s) deleted", {"paths": len(paths)})
         return
     try:
-        _client().storage.from_(get_settings().submission_bucket).remove(paths)
+        client().storage.from_(get_settings().submission_bucket).remove(paths)
     except httpx.TransportError:
         raise ProviderUnavailable("proof storage is unreachable") from None
     except Exception:
@@ -96,7 +99,7 @@ def delete_auth_user(user_id: str) -> None:
         outbox.record("auth", None, "Auth user deleted", {})
         return
     try:
-        _client().auth.admin.delete_user(user_id)
+        client().auth.admin.delete_user(user_id)
     except httpx.TransportError:
         raise ProviderUnavailable("Supabase Auth is unreachable") from None
     except Exception as error:

@@ -8,7 +8,6 @@ recorded in the development outbox instead (dry mode, decided here once).
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.config import get_settings
 from shared.errors import ApiError
+from shared.providers import once_per_process
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class InvalidSignature(ValueError):
     """A webhook payload whose Stripe-Signature does not verify (or is stale)."""
 
 
-@functools.cache
+@once_per_process
 def client() -> stripe.StripeClient:
     import stripe
 

@@ -172,7 +172,7 @@ def upload_media(token: str, *, filename: str, content: bytes, media_type: str) 
             f"{get_settings().x_api_base}/2/media/upload",
             headers={"Authorization": f"Bearer {token}"},
             files={"media": (filename, content, media_type)},
-            data={"media_category": "tweet_image", "media_type": media_type},
+            data={"media_category": "tweet_image"},
             timeout=60,
         )
     except httpx.HTTPError:

@@ -105,8 +105,9 @@ begin
 end
 $$;
 
-drop trigger if exists auth_users_erase on auth.users;
-create trigger auth_users_erase before delete on auth.users
+-- Supabase's postgres role does not own auth.users (supabase_auth_admin does): `create or replace
+-- trigger` needs only the TRIGGER privilege it has, where dropping a trigger needs ownership.
+create or replace trigger auth_users_erase before delete on auth.users
   for each row execute function app.on_auth_user_delete();
 
 -- A leaving account starts nothing new.

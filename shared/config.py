@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     # Leaving (issue 19): kompromat nothing needs is destroyed this long after it was last needed;
     # an erased account's money facts are kept this long (README, "Your data").
     kompromat_retention_days: int = Field(default=30, ge=0, le=3650)
+    # Erasure reaches backups: the active master key is replaced at least this often (the scheduler
+    # re-wraps every data key under the new one and reports when a rotation is due), and a retired
+    # key is destroyed once every backup made under it has expired (BACKUP_RETENTION_DAYS, as long
+    # as the longest backup or point-in-time recovery the project keeps). An erased account's
+    # kompromat in any backup stops opening after at most the two added together.
+    kompromat_key_rotation_days: int = Field(default=90, ge=1, le=3650)
+    backup_retention_days: int = Field(default=30, ge=1, le=3650)
     financial_record_retention_years: int = Field(default=7, ge=1, le=30)
     stripe_fee_percent: Decimal = Field(default=Decimal("2.9"), ge=0, lt=50)
     stripe_fee_fixed_cents: int = Field(default=30, ge=0)

@@ -57,7 +57,23 @@ class CheckResult(BaseModel):
     reconciliation: dict[str, Any] | None = Field(
         default=None, description="The daily reconciliation with Stripe, when it ran in this pass"
     )
+    keys: dict[str, Any] | None = Field(
+        default=None,
+        description="The master keys: the active one, whether its rotation is due (and by when), data keys"
+        " re-wrapped under it this pass, and retired keys that must now be destroyed",
+    )
+    erasures_logged: int = Field(
+        default=0, description="Erasure log entries (tombstone ids) copied outside the database this pass"
+    )
     stage_failures: list[str] = Field(default_factory=list, description="Stages that failed in this pass")
+
+
+def add_detected(result: CheckResult, counts: dict[str, int]) -> None:
+    result.detected += counts.get("detected", 0)
+    result.checkpoints_missed += counts.get("checkpoints_missed", 0)
+    result.spared += counts.get("spared", 0)
+    result.goals_failed += counts.get("goals_failed", 0)
+    result.consequences_created += counts.get("consequences_created", 0)
 
 
 def detect(result: CheckResult, deadline: float) -> None:
@@ -74,11 +90,7 @@ def detect(result: CheckResult, deadline: float) -> None:
                 ],
             ).fetchone()
         counts: dict[str, int] = row["counts"] if row else {}
-        result.detected += counts.get("detected", 0)
-        result.checkpoints_missed += counts.get("checkpoints_missed", 0)
-        result.spared += counts.get("spared", 0)
-        result.goals_failed += counts.get("goals_failed", 0)
-        result.consequences_created += counts.get("consequences_created", 0)
+        add_detected(result, counts)
         full = max(counts.get("checkpoints_missed", 0), counts.get("goals_failed", 0)) >= settings.detection_batch_size
         if not full or time.monotonic() > deadline:
             return
@@ -241,10 +253,22 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         if purged and purged["n"]:
             result.leaving["tombstones_purged"] = int(purged["n"])
 
+    def keys() -> None:
+        from shared import keys as master_keys
+
+        if settings.kompromat_keys is not None:
+            result.keys = master_keys.run()
+
+    def erasure_log() -> None:
+        from shared import leaving as accounts
+
+        result.erasures_logged = accounts.export_erasure_log()
+
     def goal_changes() -> None:
         from shared import goal_changes as changes
 
-        result.goal_changes = changes.apply_due()
+        result.goal_changes, judged = changes.apply_due()
+        add_detected(result, judged)  # deadlines judged as they stood before a change took effect
 
     stages: list[tuple[str, Callable[[], None]]] = [
         # Changes whose notice ran out apply before detection looks at the deadlines they move.
@@ -259,6 +283,9 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         # Leaving accounts: what is left is refunded, then a settled account is erased; kompromat
         # past its retention is destroyed (its owner told by the notifications stage below).
         ("leaving", leaving),
+        # Erasure reaches backups: the log leaves the database, and the master keys rotate out.
+        ("erasure_log", erasure_log),
+        ("keys", keys),
         ("notifications", send),
         # At most once a day: the ledger against Stripe's balance; differences join the review queue.
         ("reconciliation", reconcile),

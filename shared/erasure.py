@@ -327,6 +327,16 @@ DATA_MAP: dict[str, Table] = {
         {"user_id": _REKEY, "details": ("redact", "reasons and quoted words are removed")},
         _facts("id occurred_at actor entity entity_id action"),
     ),
+    "master_keys": Table(
+        "not_personal",
+        "the master keys' ids and lifecycle (first seen, active, retired, destroy after); never key material",
+        facts=_facts("key_id first_seen_at active_since retired_at destroy_after removed_at"),
+    ),
+    "erasure_log": Table(
+        "not_personal",
+        "an erased account's tombstone id and when, so a restore from a backup erases it again; names no one",
+        facts=_facts("tombstone_id erased_at exported_at"),
+    ),
     "stripe_events": Table(
         "not_personal",
         "Stripe event ids and types; a parked object is cleared when it is applied",

@@ -165,8 +165,21 @@ def listing(user_id: UUID, body: ListRequests) -> ChangeList:
     )
 
 
-def apply_due(limit: int = 100) -> int:
-    """check_deadlines' stage: easing requests whose notice ran out take effect."""
+def apply_due(limit: int = 100) -> tuple[int, dict[str, int]]:
+    """check_deadlines' stage: easing requests whose notice ran out take effect, each after the goal's
+    deadlines that fell before its effective time are judged (with the pass's odds and contest window).
+    Returns how many were applied (or lapsed) and what that judging detected."""
+    settings = get_settings()
     with db.as_service() as conn:
-        row = conn.execute("select app.apply_due_goal_changes(%s) as n", [limit]).fetchone()
-    return int(row["n"]) if row else 0
+        row = conn.execute(
+            "select app.apply_due_goal_changes(%s, %s, %s, %s) as r",
+            [
+                limit,
+                settings.roulette_odds_numerator,
+                settings.roulette_odds_denominator,
+                timedelta(hours=settings.contest_window_hours),
+            ],
+        ).fetchone()
+    if row is None:
+        return 0, {}
+    return int(row["r"]["applied"]), {k: int(v) for k, v in row["r"]["detected"].items()}

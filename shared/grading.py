@@ -242,8 +242,16 @@ def grade(submission_id: UUID, caller: Caller, *, force: bool = False) -> GradeR
             raise conflict("this submission is being graded; ask again shortly")
         return _view(current, cached=True)
     try:
-        evidence = _capture(sub)
-        status, result = _decide(sub, evidence)
+        try:
+            evidence = _capture(sub)
+        except ApiError as refused:
+            # Proof that cannot be captured is the user's to fix before the deadline (422, with the
+            # reason). After it, nobody can: a person decides, and the checkpoint waits for them.
+            if refused.status != 422 or datetime.now(UTC) <= sub.deadline:
+                raise
+            status, result = _needs_review(sub, {"reason": f"{refused.message}; the deadline has passed"})
+        else:
+            status, result = _decide(sub, evidence)
         _record(submission_id, status, result, force=force)
     except BaseException:
         # Whatever stopped the grading, the submission goes back to pending, and the scheduler
@@ -303,9 +311,12 @@ def _decide(sub: Submission, evidence: tuple[bytes, str] | None) -> tuple[str, d
     """(status, result) for a claimed, captured submission."""
     if sub.submitted_at > sub.deadline:
         return "failed", {"outcome": "failed", "reason": "submitted after the checkpoint deadline"}
-    if sub.captured_at is not None and sub.captured_at > sub.deadline:
-        # Submitted in time, captured late because a provider was down: a person compares.
-        return _needs_review(sub, {"reason": "the proof was captured after the deadline (an outage delayed it)"})
+    late = _late_capture(sub)
+    if late is not None:
+        # Inserted in time, captured after the deadline (our webhook was slow, an instance was cold, a
+        # provider was down): what we read now may not be what was there then, so a person compares.
+        # Never the model, and the on-time insert protects the checkpoint meanwhile.
+        return _needs_review(sub, {"reason": late})
     checks, found = _proof_checks(sub)
     if found is not None:
         # Proof is made for its checkpoint: the same or a near-identical capture seen before, or a
@@ -446,6 +457,27 @@ def witness_fallback_due(limit: int = 100) -> int:
                 ],
             )
     return len(rows)
+
+
+def _late_capture(sub: Submission) -> str | None:
+    """Why a proof captured after its deadline needs a person, or None when it is as on time: a
+    Storage file whose object was last written before the deadline is the file that was there then."""
+    if sub.captured_at is None or sub.captured_at <= sub.deadline:
+        return None
+    if sub.submission_type == "url":
+        return "the page was captured after the deadline (it may have changed since); a person compares"
+    with db.as_service() as conn:
+        found = conn.execute(
+            "select greatest(created_at, updated_at) as modified from storage.objects"
+            " where bucket_id = %s and name = %s",
+            [get_settings().submission_bucket, sub.source],
+        ).fetchone()
+    modified = found["modified"] if found else None
+    if modified is not None and modified <= sub.deadline:
+        return None
+    if modified is None:
+        return "the proof was captured after the deadline and Storage has no record of when it was written"
+    return "the file was captured after the deadline and changed after it; a person compares"
 
 
 def _needs_review(sub: Submission, result: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -158,12 +158,32 @@ def cors_headers(request: flask.Request, methods: Iterable[str]) -> dict[str, st
 
 
 def _read_body(request: flask.Request, limit: int) -> bytes:
+    """The whole body, read here and kept, never more than `limit` bytes, chunked or not.
+
+    functions-framework reads whatever a handler left of the body after the answer (an
+    after_request hook), unbounded and outside any handler, so a body is read here, for every
+    method, before anything answers; past the limit the answer is a 413 that the hook leaves be."""
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
-    data = request.stream.read(limit + 1)
+    # werkzeug stops reading a chunked body at max_content_length (quietly): one byte more than the
+    # limit tells a body that is too large from one that is exactly the limit.
+    request.max_content_length = limit + 1
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        data = b"x" * (limit + 1)
     if len(data) > limit:
         raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
     return data
+
+
+def _unread(response: flask.Response) -> flask.Response:
+    """An answer given before the body was read in full: streamed, so the framework's after_request
+    hook does not read the rest (it skips streamed answers); the connection is then closed."""
+    body = response.get_data()
+    streamed = flask.Response(iter([body]), status=response.status_code, headers=dict(response.headers))
+    streamed.headers["Connection"] = "close"
+    return streamed
 
 
 def _validation_details(error: ValidationError) -> list[dict[str, Any]]:
@@ -299,6 +319,10 @@ def endpoint(
                 settings = get_settings()
                 log.configure(settings.log_level)
                 cors = cors_headers(request, methods)
+                limit = (
+                    max_body_bytes(settings) if callable(max_body_bytes) else max_body_bytes or settings.max_body_bytes
+                )
+                raw = _read_body(request, limit)
                 if request.method == "OPTIONS":
                     response = flask.Response(status=204)
                 elif request.method not in methods:
@@ -311,21 +335,11 @@ def endpoint(
                 else:
                     caller = _authorize(request, auth, webhooks=database_webhooks)
                     parsed: Any = None
-                    limit = (
-                        max_body_bytes(settings)
-                        if callable(max_body_bytes)
-                        else max_body_bytes or settings.max_body_bytes
-                    )
                     if adapter is not None:
-                        raw = _read_body(request, limit)
                         _require_type(request, content_types)
                         parsed = parse_body(adapter, raw)
-                    else:
-                        if request.content_length is not None and request.content_length > limit:
-                            raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
-                        request.max_content_length = limit
-                        if raw_content_types:
-                            _require_type(request, raw_content_types)
+                    elif raw_content_types:
+                        _require_type(request, raw_content_types)
                     result = handler(Call(body=parsed, caller=caller, request=request, trace_id=trace))
                     if isinstance(result, flask.Response):
                         response = result
@@ -335,9 +349,11 @@ def endpoint(
                         response = _json_response(result, 200)
             except ApiError as error:
                 response = _json_response(error.body(), error.status, error.headers)
+                if error.status == 413:
+                    response = _unread(response)
             except RequestEntityTooLarge:
                 too_large = ApiError(413, "payload_too_large", "the body is too large")
-                response = _json_response(too_large.body(), too_large.status)
+                response = _unread(_json_response(too_large.body(), too_large.status))
             except ConfigError as config_error:
                 # Setting names are not secret; operators need them in the log.
                 logging.getLogger("threativator.config").error(str(config_error), extra={"fields": {"function": name}})

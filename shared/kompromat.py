@@ -111,7 +111,8 @@ def upload(user_id: UUID, request: flask.Request) -> KompromatView:
     # would otherwise spool files over 500 KB to a temporary file on disk.
     parser = FormDataParser(stream_factory=_in_memory, max_content_length=cap + _MULTIPART_OVERHEAD, silent=False)
     try:
-        _, form, files = parser.parse(request.stream, request.mimetype, request.content_length, request.mimetype_params)
+        body = request.get_data(cache=True)  # read (bounded) by the endpoint before anything ran
+        _, form, files = parser.parse(io.BytesIO(body), request.mimetype, len(body), request.mimetype_params)
     except ValueError:
         raise bad_request("the multipart body is malformed", code="invalid_body") from None
     severity = form.get("severity")

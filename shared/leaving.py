@@ -279,6 +279,8 @@ def erase(user_id: UUID) -> None:
     except Exception:
         _logger.warning("x revoke skipped before erasure", extra={"fields": {"user_id": str(user_id)}})
     storage.remove([f["file_path"] for f in files])
+    # Then the user's whole folder: files uploaded that never became a submission are theirs too.
+    storage.remove_folder(str(user_id))
     storage.delete_auth_user(str(user_id))
     with db.as_service() as conn:
         # An account with no Auth user (created by the service alone) is erased here directly.
@@ -286,3 +288,34 @@ def erase(user_id: UUID) -> None:
         if left is not None:
             conn.execute("select app.erase_user(%s)", [user_id])
     _logger.info("account erased")
+
+
+def export_erasure_log(limit: int = 500) -> int:
+    """Copy the erasure log's new entries (tombstone ids) outside the database: a restore from a
+    backup made before an erasure re-applies it from there (`threativator reapply-erasures`)."""
+    from shared.providers import storage
+
+    with db.as_service() as conn:
+        rows = conn.execute(
+            "select tombstone_id from public.erasure_log where exported_at is null order by erased_at limit %s",
+            [limit],
+        ).fetchall()
+    exported = 0
+    for row in rows:
+        storage.log_erasure(str(row["tombstone_id"]))
+        with db.as_service() as conn:
+            conn.execute(
+                "update public.erasure_log set exported_at = now() where tombstone_id = %s", [row["tombstone_id"]]
+            )
+        exported += 1
+    return exported
+
+
+def reapply_erasures(tombstones: list[str]) -> dict[str, int]:
+    """After a restore: erase again every account the log names that the restored database still holds."""
+    counts = {"erased": 0, "already_erased": 0}
+    for tombstone in tombstones:
+        with db.as_service() as conn:
+            row = conn.execute("select app.reapply_erasure(%s) as erased", [tombstone]).fetchone()
+        counts["erased" if row and row["erased"] else "already_erased"] += 1
+    return counts

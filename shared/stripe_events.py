@@ -52,9 +52,52 @@ def verify(payload: bytes, signature: str | None) -> dict[str, Any]:
         event = stripe_api.verify_event(payload, signature)
     except stripe_api.InvalidSignature:
         raise bad_request("invalid or stale Stripe signature", code="invalid_signature") from None
-    if not isinstance(event.get("id"), str):
-        raise bad_request("not a Stripe event", code="invalid_event")
+    except RecursionError:  # a body nested deeper than any event Stripe sends
+        raise bad_request("not a Stripe event: nested too deeply", code="invalid_event") from None
+    problem = _shape_problem(event)
+    if problem is not None:
+        # Signed, but not the shape of an event: refused whole (Stripe retries a 400; nothing of it
+        # is applied or recorded), and logged for a person to look at.
+        _logger.warning("stripe event refused", extra={"fields": {"problem": problem}})
+        raise bad_request(f"not a Stripe event: {problem}", code="invalid_event")
     return event
+
+
+def _shape_problem(event: dict[str, Any]) -> str | None:
+    """What makes a signed body no Stripe event the handlers can read, or None."""
+    event_id, event_type, data = event.get("id"), event.get("type"), event.get("data")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
+        return "its id is not a string"
+    if not isinstance(event_type, str):
+        return "its type is not a string"
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        return "data.object is not an object"
+    obj = data["object"]
+    for key in ("id", "object", "payment_intent", "charge", "status", "reason"):
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            return f"data.object.{key} is not a string"
+    metadata = obj.get("metadata")
+    if metadata is not None and not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+        return "data.object.metadata is not an object of strings"
+    if _has_nul(event):
+        return "it holds a NUL character"
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    """PostgreSQL text cannot hold NUL: a string that does would fail half-way through applying."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def handle(payload: bytes, signature: str | None) -> WebhookResult:

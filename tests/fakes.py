@@ -16,6 +16,7 @@ import re
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -530,8 +531,46 @@ class FakeStorage:
     def install(self) -> FakeStorage:
         import re
 
+        self.server.expect_request(re.compile(r"^/storage/v1/object/list/[^/]+$"), method="POST").respond_with_handler(
+            self._list
+        )
+        self.server.expect_request(re.compile(r"^/storage/v1/object/[^/]+$"), method="DELETE").respond_with_handler(
+            self._remove
+        )
         self.server.expect_request(re.compile(r"^/storage/v1/object/.+"), method="GET").respond_with_handler(self._get)
         return self
+
+    def _list(self, request: Request) -> Response:
+        """Storage's list: one level under the prefix, folders (no id) and files, by name, a page at a time."""
+        self.requests.append(Recorded(request.path, {}, dict(request.headers), json=request.get_json()))
+        bucket = request.path.rsplit("/", 1)[1]
+        body = request.get_json()
+        prefix = f"{bucket}/{body.get('prefix', '').strip('/')}/".replace("//", "/")
+        entries: dict[str, dict[str, Any]] = {}
+        for key, data in self.objects.items():
+            if not key.startswith(prefix):
+                continue
+            head, slash, _ = key[len(prefix) :].partition("/")
+            if slash:
+                entries.setdefault(head, {"name": head, "id": None, "metadata": None})
+            else:
+                entries[head] = {
+                    "name": head,
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
+                    "metadata": {"size": len(data)},
+                }
+        ordered = [entries[name] for name in sorted(entries)]
+        offset, limit = int(body.get("offset", 0)), int(body.get("limit", 100))
+        return Response(json.dumps(ordered[offset : offset + limit]), content_type="application/json")
+
+    def _remove(self, request: Request) -> Response:
+        self.requests.append(Recorded(request.path, {}, dict(request.headers), json=request.get_json()))
+        bucket = request.path.rsplit("/", 1)[1]
+        removed = []
+        for path in request.get_json().get("prefixes", []):
+            if self.objects.pop(f"{bucket}/{path}", None) is not None:
+                removed.append({"name": path, "bucket_id": bucket})
+        return Response(json.dumps(removed), content_type="application/json")
 
     def _get(self, request: Request) -> Response:
         self.requests.append(Recorded(request.path, {}, dict(request.headers)))

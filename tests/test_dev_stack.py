@@ -1,4 +1,5 @@
-"""`make dev`'s command starts from nothing, reports healthy, and stops cleanly on Ctrl-C."""
+"""`make dev`'s command starts from nothing, reports healthy, and stops cleanly on Ctrl-C, on a closed
+terminal (SIGHUP) and on a process manager's SIGTERM, its database with it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from shared.dev import localdb
 from tests import frontend
@@ -129,3 +132,46 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     assert "to GiveDirectly" in page and "carl.critic@example.com" in page
     assert "Write the demo chapter" in page and "Last scheduler runs" in page
     assert "<h2>Open review items (decide with operator_review, oldest first)</h2>" in page
+
+
+def _start_dev(tmp_path: Path, repo_root: Path) -> tuple[subprocess.Popen[str], Path, Path, int]:
+    home, port, log = tmp_path / "home", _free_port(), tmp_path / "make-dev.log"
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SUPABASE_", "ENVIRONMENT", "CONTEST_"))
+    }
+    env.update(THREATIVATOR_HOME=str(home), PYTHONUNBUFFERED="1", DEV_CRON_SECONDS="0")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.dev.cli", "dev", "--port", str(port)],
+        cwd=repo_root,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return proc, home, log, port
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_dev_stack_stops_its_database_on_sigterm_and_sighup(
+    tmp_path: Path, repo_root: Path, stop: signal.Signals
+) -> None:
+    proc, home, log, port = _start_dev(tmp_path, repo_root)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if _get_json(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                    break
+            except OSError:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.3)
+        assert localdb.url(home / "pgdata") is not None, log.read_text()
+        proc.send_signal(stop)
+        proc.wait(timeout=60)
+        left_running = localdb.url(home / "pgdata") is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        localdb.stop(home / "pgdata")  # whatever the outcome, no server outlives the test
+    assert not left_running, log.read_text()  # the database stopped with the stack
+    assert "local database stopped" in log.read_text()

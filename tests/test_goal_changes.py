@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -332,7 +333,9 @@ def test_a_pause_never_protects_a_deadline_that_passed_before_it_took_effect(
         " 'until', now() + interval '2 days'), effective_at = now() - interval '3 days',"
         " requested_at = now() - interval '10 days'"
     )
-    owner.execute("update public.checkpoints set deadline = now() - interval '1 hour' where id = %s", [first])
+    # It fell an hour before the pause took effect (a deadline after that follows the pause: see
+    # test_a_deadline_that_fell_after_a_change_took_effect_follows_the_change).
+    owner.execute("update public.checkpoints set deadline = now() - interval '3 days 1 hour' where id = %s", [first])
     before = deadlines_of(owner, goal)
     result = check()
     assert result["goal_changes"] == 1 and result["checkpoints_missed"] == 1
@@ -342,3 +345,118 @@ def test_a_pause_never_protects_a_deadline_that_passed_before_it_took_effect(
     status = owner.execute("select status::text from public.checkpoints where id = %s", [first]).fetchone()
     assert status == {"status": "missed"}
     assert second in f.checkpoint_ids(owner, goal)
+
+
+# -----------------------------------------------------------------------------
+# Time decides: a deadline one minute either side of a change's effective time, one pass after both
+# -----------------------------------------------------------------------------
+EASING = ["pause", "extend_deadline", "remove_checkpoint", "lower_stake", "cancel_goal"]
+
+
+def timed_change(owner: Conn, user: UUID, kind: str, side: str) -> tuple[UUID, UUID]:
+    """A $90 goal (checkpoints at +10 and +20 days, final at +30) and a `kind` request about its first
+    checkpoint; then the clock is wound so the change took effect ten minutes ago and that checkpoint
+    fell one minute before it ("before") or one minute after it ("after"). Nothing has run since."""
+    goal = f.goal(owner, user, days=30, checkpoints=2, stake="90.00")
+    first = f.checkpoint_ids(owner, goal)[0]
+    start = datetime.now(UTC) + 8 * DAY
+    choices: dict[str, dict[str, Any]] = {
+        "pause": {"from": start.isoformat(), "until": (start + 4 * DAY).isoformat()},
+        "extend_deadline": {"checkpoint_id": str(first), "new_deadline": at(15 * DAY)},
+        "remove_checkpoint": {"checkpoint_id": str(first)},
+        "lower_stake": {"new_amount_cents": 3000},
+        "cancel_goal": {},
+    }
+    fields = choices[kind]
+    owner.execute("update public.checkpoints set deadline = now() + interval '9 days' where id = %s", [first])
+    asked = request(user, goal, type=kind, **fields)
+    assert asked.status_code == 200, asked.json
+    owner.execute(
+        "update public.goal_change_requests set effective_at = now() - interval '10 minutes',"
+        " requested_at = now() - interval '7 days 10 minutes',"
+        " change = case when change_type = 'pause' then jsonb_build_object("
+        "   'from', now() - interval '10 minutes', 'until', now() + interval '4 days') else change end"
+        " where goal_id = %s",
+        [goal],
+    )
+    offset = "11 minutes" if side == "before" else "9 minutes"
+    owner.execute(f"update public.checkpoints set deadline = now() - interval '{offset}' where id = %s", [first])
+    return goal, first
+
+
+@pytest.mark.parametrize("kind", EASING)
+def test_a_deadline_that_fell_before_a_change_took_effect_is_judged_as_it_stood(
+    providers: Providers, owner: Conn, alice: UUID, kind: str
+) -> None:
+    """The user who times the request so that one pass sees both: the change applies after the miss
+    is judged, whatever order the pass's stages run in. The roulette always fires here."""
+    goal, first = timed_change(owner, alice, kind, "before")
+    result = check()
+    assert result["goal_changes"] == 1 and result["checkpoints_missed"] == 1
+    missed = owner.execute("select status::text from public.checkpoints where id = %s", [first]).fetchone()
+    assert missed == {"status": "missed"}
+    [charged] = [c for c in consequences(owner) if c["checkpoint_id"] == first]
+    assert charged["consequence_type"] == "monetary"
+    assert charged["monetary_amount"] == Decimal("30.00")  # a third of the stake as it stood: $90
+    state = owner.execute(
+        "select g.status::text as goal, r.status::text as request from public.goals g"
+        " join public.goal_change_requests r on r.goal_id = g.id where g.id = %s",
+        [goal],
+    ).fetchone()
+    expected = {
+        "pause": ("active", "applied"),  # the later deadlines move; the missed one stays missed
+        "extend_deadline": ("active", "lapsed"),
+        "remove_checkpoint": ("active", "lapsed"),
+        "lower_stake": ("active", "applied"),
+        "cancel_goal": ("canceled", "applied"),
+    }[kind]
+    assert state is not None and (state["goal"], state["request"]) == expected
+    if kind in ("lower_stake", "cancel_goal"):
+        # What the consequence is owed is never released, whatever the change.
+        reserved = owner.execute("select app.goal_reserved_cents(%s) as c", [goal]).fetchone()
+        owed = owner.execute("select app.goal_owed_cents(%s) as c", [goal]).fetchone()
+        assert reserved is not None and owed is not None and reserved["c"] >= owed["c"]
+
+
+@pytest.mark.parametrize("kind", EASING)
+def test_a_deadline_that_fell_after_a_change_took_effect_follows_the_change(
+    providers: Providers, owner: Conn, alice: UUID, kind: str
+) -> None:
+    goal, first = timed_change(owner, alice, kind, "after")
+    result = check()
+    assert result["goal_changes"] == 1
+    rows = owner.execute("select status::text, deadline from public.checkpoints where id = %s", [first]).fetchall()
+    charged = [c for c in consequences(owner) if c["checkpoint_id"] == first]
+    if kind == "pause":  # moved by the pause's length, still to come
+        assert rows[0]["status"] == "pending" and rows[0]["deadline"] > datetime.now(UTC) + 3 * DAY
+        assert charged == []
+    elif kind == "extend_deadline":
+        assert rows[0]["status"] == "pending" and rows[0]["deadline"] > datetime.now(UTC) + 14 * DAY
+        assert charged == []
+    elif kind == "remove_checkpoint":
+        assert rows == [] and charged == []
+    elif kind == "cancel_goal":
+        assert rows[0]["status"] == "pending" and charged == []
+        status = owner.execute("select status::text from public.goals where id = %s", [goal]).fetchone()
+        assert status == {"status": "canceled"}
+    else:  # lower_stake: the miss counts, at the lowered stake
+        assert rows[0]["status"] == "missed"
+        [only] = charged
+        assert only["monetary_amount"] == Decimal("10.00")  # a third of $30
+    assert owner.execute(
+        "select count(*) as n from public.roulette_rolls where checkpoint_id = %s", [first]
+    ).fetchone() == {"n": 0 if kind != "lower_stake" else 1}
+
+
+def test_detection_alone_never_judges_a_deadline_a_due_change_took_effect_before(
+    providers: Providers, owner: Conn, alice: UUID
+) -> None:
+    """Detection running first (a pass whose change stage failed, or an overlapping pass) leaves the
+    deadline to the change: one minute after a due cancellation, nothing is charged."""
+    goal, first = timed_change(owner, alice, "cancel_goal", "after")
+    deadlines.detect(deadlines.CheckResult(), deadline=0)
+    assert owner.execute("select status::text from public.checkpoints where id = %s", [first]).fetchone() == {
+        "status": "pending"
+    }
+    assert check()["goal_changes"] == 1
+    assert [c for c in consequences(owner) if c["goal_id"] == goal] == []

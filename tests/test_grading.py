@@ -773,23 +773,101 @@ def test_a_storage_file_replaced_after_capture_goes_to_review(
     assert row(owner, submission)["checkpoint"] == "pending"
 
 
-def test_only_proof_captured_before_the_deadline_protects_its_checkpoint(
+def deadline_passed(owner: Conn, submission: UUID, *, submitted_ago: str = "1 hour") -> None:
+    """The submission was inserted `submitted_ago` before now; its checkpoint's deadline fell a minute ago."""
+    owner.execute(
+        "update public.submissions set submitted_at = now() - %s::interval where id = %s", [submitted_ago, submission]
+    )
+    owner.execute(
+        "update public.checkpoints set deadline = now() - interval '1 minute'"
+        " from public.submissions s where s.id = %s and checkpoints.id = s.checkpoint_id",
+        [submission],
+    )
+
+
+def stored_object(owner: Conn, path: str, *, written_ago: str) -> None:
+    """Storage's own record of the object (storage.objects), as its server writes it on upload."""
+    owner.execute(
+        "insert into storage.objects (bucket_id, name, created_at, updated_at)"
+        " values ('proofs', %s, now() - %s::interval, now() - %s::interval)",
+        [path, written_ago, written_ago],
+    )
+
+
+def test_a_submission_inserted_in_time_protects_its_checkpoint_however_late_its_capture(
     stack: Stack, owner: Conn, alice: UUID
 ) -> None:
-    """Submitted (a row inserted) but never captured: nothing was shown to hold, so nothing protects."""
-    uncaptured = url_submission(owner, alice, "http://proof.example.com/never-graded")
+    """The webhook was slow, the instance cold, a provider down: none of it is the user's miss. Proof
+    inserted after the deadline protects nothing."""
+    never_captured = url_submission(owner, alice, "http://proof.example.com/never-graded")
     captured = url_submission(owner, alice, "http://proof.example.com/graded")
-    owner.execute("update public.submissions set submitted_at = now() - interval '1 hour'")
+    too_late = url_submission(owner, alice, "http://proof.example.com/late")
+    for submission in (never_captured, captured, too_late):
+        deadline_passed(owner, submission)
     owner.execute("update public.submissions set captured_at = now() - interval '1 hour' where id = %s", [captured])
-    for submission in (uncaptured, captured):
-        owner.execute(
-            "update public.checkpoints set deadline = now() - interval '1 minute'"
-            " from public.submissions s where s.id = %s and checkpoints.id = s.checkpoint_id",
-            [submission],
-        )
+    owner.execute("update public.submissions set submitted_at = now() where id = %s", [too_late])
     owner.execute("select app.detect_missed_deadlines(10, 1, 1)")
-    assert row(owner, uncaptured)["checkpoint"] == "missed"
-    assert row(owner, captured)["checkpoint"] == "pending"  # protected while it is graded
+    assert row(owner, never_captured)["checkpoint"] == "pending"
+    assert row(owner, captured)["checkpoint"] == "pending"
+    assert row(owner, too_late)["checkpoint"] == "missed"
+
+
+def test_a_page_captured_after_the_deadline_goes_to_a_person_never_the_model(
+    stack: Stack, owner: Conn, alice: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _public_test_host(monkeypatch, stack.server)
+    stack.server.expect_request("/essay").respond_with_data("Chapter one, finished tonight.", content_type="text/plain")
+    submission = url_submission(owner, alice, "http://proof.example.com/essay")
+    deadline_passed(owner, submission)
+    response = grade(submission, as_user(alice)).json
+    assert response["status"] == "needs_review"
+    assert response["result"]["reason"].startswith("the page was captured after the deadline")
+    assert stack.gemini.calls == []
+    owner.execute("select app.detect_missed_deadlines(10, 1, 1)")
+    assert row(owner, submission)["checkpoint"] == "pending"  # a person decides; no charge meanwhile
+
+
+def test_a_file_unchanged_since_before_the_deadline_is_graded_as_on_time(
+    stack: Stack, owner: Conn, alice: UUID
+) -> None:
+    submission = file_submission(owner, stack, alice, PNG, path="d/draft.png")
+    stored_object(owner, f"{alice}/d/draft.png", written_ago="2 hours")
+    deadline_passed(owner, submission)
+    assert grade(submission, as_user(alice)).json["status"] == "passed"
+    assert len(stack.gemini.calls) == 1
+    assert row(owner, submission)["checkpoint"] == "completed"
+
+
+def test_a_file_written_after_the_deadline_goes_to_a_person_never_the_model(
+    stack: Stack, owner: Conn, alice: UUID
+) -> None:
+    """The user who inserts a submission in time for a file they finish after the deadline."""
+    submission = file_submission(owner, stack, alice, PNG, path="d/late.png")
+    stored_object(owner, f"{alice}/d/late.png", written_ago="30 seconds")
+    deadline_passed(owner, submission)
+    response = grade(submission, as_user(alice)).json
+    assert response["status"] == "needs_review"
+    assert (
+        response["result"]["reason"]
+        == "the file was captured after the deadline and changed after it; a person compares"
+    )
+    assert stack.gemini.calls == []
+
+
+def test_proof_that_cannot_be_captured_after_the_deadline_goes_to_a_person_not_forever_pending(
+    stack: Stack, owner: Conn, alice: UUID
+) -> None:
+    """Before the deadline the user is told (422) and can fix it; after it a person decides, so a bogus
+    submission inserted in time buys no more than a review."""
+    submission = file_submission(owner, stack, alice, PNG, path="d/gone.png")
+    stack.storage.objects.clear()  # nothing at that path
+    refused = grade(submission, as_user(alice))
+    assert refused.status_code == 422 and row(owner, submission)["status"] == "pending"
+    deadline_passed(owner, submission)
+    response = grade(submission, as_user(alice)).json
+    assert response["status"] == "needs_review"
+    assert response["result"]["reason"].endswith("; the deadline has passed")
+    assert stack.gemini.calls == []
 
 
 def test_a_capture_our_outage_blocked_still_protects_and_goes_to_a_person(

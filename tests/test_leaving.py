@@ -20,6 +20,7 @@ from shared.dev.localdb import POSTGRES_BIN
 from shared.erasure import DATA_MAP
 from tests import factories as f
 from tests.conftest import Providers
+from tests.fakes import FakeStorage
 from tests.http_helpers import bearer, client
 from tests.test_books import operator
 from tests.test_engine import check, connect_x, overdue, with_kompromat
@@ -35,10 +36,20 @@ KOMPROMAT = b"MARKER-KOMPROMAT-BYTES-0042"
 
 
 @pytest.fixture
+def proof_storage(httpserver: HTTPServer) -> FakeStorage:
+    """Storage's object API: download, list a folder page by page, delete."""
+    return FakeStorage(httpserver).install()
+
+
+@pytest.fixture
 def auth_admin(
-    providers: Providers, httpserver: HTTPServer, database: str, monkeypatch: pytest.MonkeyPatch
+    providers: Providers,
+    httpserver: HTTPServer,
+    database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    proof_storage: FakeStorage,
 ) -> list[str]:
-    """Supabase's Auth admin API and Storage's delete, as the providers layer calls them."""
+    """Supabase's Auth admin API and Storage, as the providers layer calls them."""
     monkeypatch.setenv("SUPABASE_URL", httpserver.url_for("/").rstrip("/"))
     monkeypatch.setenv("SUPABASE_SECRET_KEYS", "sb_secret_leaving0123456789abcdef")
     deleted: list[str] = []
@@ -57,7 +68,6 @@ def auth_admin(
     httpserver.expect_request(re.compile(r"^/auth/v1/admin/users/.+"), method="DELETE").respond_with_handler(
         delete_user
     )
-    httpserver.expect_request(re.compile(r"^/storage/v1/object/proofs$"), method="DELETE").respond_with_json([])
     return deleted
 
 
@@ -528,3 +538,31 @@ def test_one_withdrawal_that_cannot_be_resumed_stops_no_other(
     monkeypatch.setattr(holding_cell, "_send_refunds", real)
     assert holding_cell.resume_planned_refunds() == 1
     assert [r["status"] for r in _refund_rows(owner, poisoned)] == ["succeeded"]
+
+
+def test_erasure_deletes_the_users_whole_storage_folder_page_by_page_and_nothing_of_anyone_else(
+    providers: Providers, auth_admin: list[str], proof_storage: FakeStorage, owner: Conn
+) -> None:
+    """Files uploaded that never became a submission are the user's too: the folder is listed page by
+    page, nested folders included, and all of it deleted; another user's folder is untouched."""
+    user, other = f.user(owner, "leaver"), f.user(owner, "stayer")
+    for i in range(230):  # more than two pages of Storage's list
+        proof_storage.objects[f"proofs/{user}/drafts/page-{i:03d}.png"] = b"draft"
+    proof_storage.objects[f"proofs/{user}/never-submitted.jpg"] = b"a selfie"
+    proof_storage.objects[f"proofs/{user}/a/b/c/deep.txt"] = b"notes"
+    proof_storage.objects[f"proofs/{other}/mine.png"] = b"not yours"
+    submission = f.submission(owner, user, f.checkpoint_ids(owner, f.goal(owner, user, stake="0.00"))[0])
+    owner.execute(
+        "update public.submissions set file_path = %s, submission_type = 'file', external_url = null where id = %s",
+        [f"{user}/drafts/page-000.png", submission],
+    )
+    owner.execute("update public.goals set status = 'completed' where user_id = %s", [user])
+    assert _leave(user).status_code == 200
+    for _ in range(3):
+        if check()["leaving"].get("erased"):
+            break
+    assert auth_admin == [str(user)]
+    assert [k for k in proof_storage.objects if k.startswith(f"proofs/{user}/")] == []
+    assert proof_storage.objects == {f"proofs/{other}/mine.png": b"not yours"}
+    listed = [r for r in proof_storage.requests if "/object/list/" in r.path]
+    assert any(r.json["offset"] == 200 for r in listed)  # the third page was asked for

@@ -199,6 +199,20 @@ TABLES: dict[str, dict[str, str]] = {
         " amount_cents) select id, user_id, 'pi_x', 9, 5 from public.withdrawals",
         "snapshot": "select * from public.withdrawal_refunds order by id",
     },
+    "master_keys": {
+        "select": "select key_id from public.master_keys",
+        "update": "update public.master_keys set destroy_after = null",
+        "delete": "delete from public.master_keys",
+        "insert": "insert into public.master_keys (key_id) values ('forged')",
+        "snapshot": "select * from public.master_keys order by key_id",
+    },
+    "erasure_log": {
+        "select": "select tombstone_id from public.erasure_log",
+        "update": "update public.erasure_log set exported_at = null",
+        "delete": "delete from public.erasure_log",
+        "insert": "insert into public.erasure_log (tombstone_id) values (gen_random_uuid())",
+        "snapshot": "select * from public.erasure_log order by tombstone_id",
+    },
     "stripe_events": {
         "select": "select id from public.stripe_events",
         "update": "update public.stripe_events set type = 'x'",
@@ -407,6 +421,9 @@ OWNER_EXPECTED = {
     "withdrawals": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
     "withdrawal_refunds": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
     "stripe_events": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    # The key lifecycle and the erasure log are the service's alone.
+    "master_keys": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "erasure_log": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "x_connections": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},
     "x_oauth_states": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "notifications": {"select": "did", "update": "denied", "delete": "denied", "insert": "denied"},

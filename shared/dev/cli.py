@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -81,6 +82,24 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reapply_erasures(args: argparse.Namespace) -> int:
+    """After restoring a backup: erase again every account the erasure log names (restore runbook)."""
+    from shared import leaving
+    from shared.providers import storage
+
+    if args.file:
+        with open(args.file, encoding="utf-8") as handle:
+            tombstones = [line.strip() for line in handle if line.strip()]
+    else:
+        tombstones = storage.erasure_log()
+    counts = leaving.reapply_erasures(tombstones)
+    print(
+        f"erasure log: {len(tombstones)} entries; {counts['erased']} account(s) erased again,"
+        f" {counts['already_erased']} already gone"
+    )
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Write (or, with --check, compare) openapi.json, generated from the functions."""
     from shared.dev import openapi
@@ -135,6 +154,10 @@ insert into storage.buckets (id, name, public, file_size_limit, allowed_mime_typ
 values ({bucket}, {bucket}, false, {limit}, {types})
 on conflict (id) do update set public = false, file_size_limit = excluded.file_size_limit,
   allowed_mime_types = excluded.allowed_mime_types;
+-- The erasure log's copy outside the database: private, no policy, so the service key alone reaches it.
+insert into storage.buckets (id, name, public, file_size_limit, allowed_mime_types)
+values ('erasure-log', 'erasure-log', false, 1024, '{{text/plain}}')
+on conflict (id) do update set public = false;
 drop policy if exists "Users can upload proof into their own folder." on storage.objects;
 create policy "Users can upload proof into their own folder."
   on storage.objects for insert to authenticated
@@ -327,6 +350,10 @@ def _dev_defaults(database_url: str, port: int = DEV_PORT) -> None:
         os.environ.setdefault("X_REDIRECT_URI", f"{base}/app/x/callback")
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Start the database, migrate, seed, print a token, and serve until Ctrl-C."""
     from shared.auth import mint_token
@@ -336,6 +363,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from shared.dev.seed import seed_demo
 
     started_here = "DATABASE_URL" not in os.environ
+    # A closed terminal (SIGHUP) or a process manager (SIGTERM) stops the stack as Ctrl-C does: the
+    # database with it. Without this, Python dies at once on either and leaves PostgreSQL running.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _interrupt)
     url = localdb.start() if started_here else os.environ["DATABASE_URL"]
     _dev_defaults(url, args.port)
     try:
@@ -408,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     dem.add_argument("--fast", action="store_true", help="wind the clock forward instead of waiting two minutes")
     dem.set_defaults(func=cmd_demo)
 
+    rea = sub.add_parser("reapply-erasures", help="after a restore: erase again every account the erasure log names")
+    rea.add_argument("--file", help="read the tombstone ids from this file (one per line) instead of Storage")
+    rea.set_defaults(func=cmd_reapply_erasures)
     bkt = sub.add_parser("buckets", help="the Storage bucket for proof files and its policies")
     bkt.add_argument("--print-sql", action="store_true", help="print the SQL instead of applying it")
     bkt.set_defaults(func=cmd_buckets)

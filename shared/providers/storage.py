@@ -85,6 +85,106 @@ def remove(paths: list[str]) -> None:
         raise ProviderUnavailable("proof storage refused the deletion; try again") from None
 
 
+LIST_PAGE = 100
+REMOVE_BATCH = 1000  # Storage deletes at most this many objects per request
+
+
+def folder_paths(folder: str) -> list[str]:
+    """Every object under `folder`/ in the proof bucket, listed page by page and folder by folder
+    (Storage lists one level at a time; a folder is an entry without an id)."""
+    bucket = client().storage.from_(get_settings().submission_bucket)
+    found: list[str] = []
+    pending = [folder.strip("/")]
+    while pending:
+        prefix = pending.pop()
+        offset = 0
+        while True:
+            page = bucket.list(
+                prefix, {"limit": LIST_PAGE, "offset": offset, "sortBy": {"column": "name", "order": "asc"}}
+            )
+            for entry in page:
+                path = f"{prefix}/{entry['name']}"
+                (found if entry.get("id") else pending).append(path)
+            if len(page) < LIST_PAGE:
+                break
+            offset += LIST_PAGE
+    return found
+
+
+def remove_folder(folder: str) -> int:
+    """Delete everything under a user's folder, files that never became submissions included (erasure).
+    Returns how many objects were deleted; an outage is ProviderUnavailable, and a later pass retries."""
+    import httpx
+
+    if not folder.strip("/") or "/" in folder.strip("/") or ".." in folder:
+        raise ProviderRefused("not a user's folder")
+    if dry():
+        import shutil
+
+        root = get_settings().dev_storage_dir
+        if root is None:
+            return 0
+        target = local_object(get_settings().submission_bucket, folder.strip("/"))
+        count = sum(1 for p in target.rglob("*") if p.is_file()) if target.is_dir() else 0
+        shutil.rmtree(target, ignore_errors=True)
+        return count
+    try:
+        paths = folder_paths(folder)
+        for start in range(0, len(paths), REMOVE_BATCH):
+            client().storage.from_(get_settings().submission_bucket).remove(paths[start : start + REMOVE_BATCH])
+    except httpx.TransportError:
+        raise ProviderUnavailable("proof storage is unreachable") from None
+    except ProviderRefused:
+        raise
+    except Exception:
+        raise ProviderUnavailable("proof storage refused the listing or deletion; try again") from None
+    return len(paths)
+
+
+ERASURE_LOG_BUCKET = "erasure-log"
+
+
+def log_erasure(tombstone_id: str) -> None:
+    """One erasure log entry, kept outside the database (and so outside its backups): an empty
+    object named by the tombstone id, in a private bucket only the service reaches."""
+    import httpx
+
+    if dry():
+        root = get_settings().dev_storage_dir
+        if root is not None:
+            target = local_object(ERASURE_LOG_BUCKET, tombstone_id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
+        return
+    try:
+        client().storage.from_(ERASURE_LOG_BUCKET).upload(
+            tombstone_id, b"", {"content-type": "text/plain", "upsert": "true"}
+        )
+    except httpx.TransportError:
+        raise ProviderUnavailable("proof storage is unreachable") from None
+    except Exception:
+        raise ProviderUnavailable("storage refused the erasure log entry; try again") from None
+
+
+def erasure_log() -> list[str]:
+    """Every tombstone id the erasure log outside the database holds, page by page."""
+    if dry():
+        root = get_settings().dev_storage_dir
+        if root is None:
+            return []
+        folder = Path(root).resolve() / ERASURE_LOG_BUCKET
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    bucket = client().storage.from_(ERASURE_LOG_BUCKET)
+    found: list[str] = []
+    offset = 0
+    while True:
+        page = bucket.list("", {"limit": LIST_PAGE, "offset": offset, "sortBy": {"column": "name", "order": "asc"}})
+        found += [entry["name"] for entry in page if entry.get("id")]
+        if len(page) < LIST_PAGE:
+            return found
+        offset += LIST_PAGE
+
+
 def delete_auth_user(user_id: str) -> None:
     """Delete the Auth user through Supabase's Auth admin API (auth.admin.deleteUser)."""
     import httpx

@@ -5,24 +5,13 @@
 
 create or replace function private.random_u32() returns bigint
 language sql volatile
+set search_path = ''
 as $$
   select ('x' || substr(replace(pg_catalog.gen_random_uuid()::text, '-', ''), 1, 8))::bit(32)::bigint
 $$;
 
 drop function if exists private.has_protecting_submission(uuid, timestamptz, interval);
-create or replace function private.has_protecting_submission(p_checkpoint_id uuid, p_deadline timestamptz)
-returns boolean
-language sql stable
-as $$
-  select exists (
-    select 1 from public.submissions s
-    where s.checkpoint_id = p_checkpoint_id and s.submitted_at <= p_deadline
-      -- Captured in time (or its capture was blocked in time by an outage of ours).
-      and (s.captured_at <= p_deadline or s.capture_blocked_at <= p_deadline)
-      -- Until it has a final verdict, however long the grader, the witness or the review takes.
-      and s.status in ('passed', 'pending', 'grading', 'awaiting_witness', 'needs_review')
-  )
-$$;
+drop function if exists private.has_protecting_submission(uuid, timestamptz);
 
 -- -----------------------------------------------------------------------------
 -- Detection
@@ -31,6 +20,19 @@ $$;
 -- them, rolls the roulette for checkpoints and writes every consequence row,
 -- one statement per kind. Safe under any number of concurrent runs: rows are
 -- taken with skip locked and re-checked as they are updated. Returns counts.
+--
+-- Time decides, not the order in which a pass runs its stages: a deadline is judged as the goal
+-- stood when it fell. A deadline that fell after a change took effect (a request whose notice has
+-- run out but which is not applied yet) waits for that change; applying a change first judges the
+-- goal's deadlines up to its effective time (p_goal_id, p_as_of: see app.apply_due_goal_changes).
+--
+-- On time means inserted in time (submitted_at is the server's clock, set by a guard): however
+-- late we capture it (a slow Database Webhook, a cold instance, a provider outage), a submission
+-- protects its checkpoint until it has a final verdict, however long the grader, the witness or
+-- the review takes; a late capture goes to a person (shared/grading.py), never to a charge.
+--
+-- Both conditions are written out in each statement rather than called: a helper with its own
+-- search_path cannot be inlined, and these run for every overdue row.
 drop function if exists app.detect_missed_deadlines(integer, integer, integer, interval);
 drop function if exists app.detect_missed_deadlines(integer, integer, integer);
 create or replace function app.detect_missed_deadlines(
@@ -38,7 +40,10 @@ create or replace function app.detect_missed_deadlines(
   p_odds_numerator integer default 1,
   p_odds_denominator integer default 3,
   -- Consequences are held this long for a contest (check_deadlines passes CONTEST_WINDOW_HOURS).
-  p_contest_window interval default interval '0'
+  p_contest_window interval default interval '0',
+  -- One goal's deadlines only, and only those that fell by p_as_of (a change's effective time).
+  p_goal_id uuid default null,
+  p_as_of timestamptz default null
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
@@ -50,6 +55,7 @@ declare
   v_checkpoint_consequences integer := 0;
   v_goals integer := 0;
   v_goal_consequences integer := 0;
+  v_as_of timestamptz := least(coalesce(p_as_of, now()), now());
 begin
   if p_odds_numerator > p_odds_denominator then
     raise exception using errcode = '22023', message = 'roulette odds must be at most 1';
@@ -60,8 +66,14 @@ begin
     select cp.id, cp.goal_id
     from public.checkpoints cp
     join public.goals g on g.id = cp.goal_id and g.status = 'active'
-    where cp.status = 'pending' and not cp.is_final and cp.deadline <= now()
-      and not private.has_protecting_submission(cp.id, cp.deadline)
+    where cp.status = 'pending' and not cp.is_final and cp.deadline <= v_as_of
+      and (p_goal_id is null or cp.goal_id = p_goal_id)
+      and not exists (select 1 from public.goal_change_requests r
+                      where r.goal_id = cp.goal_id and r.status = 'pending'
+                        and r.effective_at < cp.deadline and r.effective_at <= now())
+      and not exists (select 1 from public.submissions s
+                      where s.checkpoint_id = cp.id and s.submitted_at <= cp.deadline
+                        and s.status in ('passed', 'pending', 'grading', 'awaiting_witness', 'needs_review'))
     order by cp.deadline
     limit p_batch
     -- The goal's lock too: a goal's checkpoints and final are detected by one run at a time.
@@ -144,8 +156,14 @@ begin
     select cp.id, cp.goal_id
     from public.checkpoints cp
     join public.goals g on g.id = cp.goal_id and g.status = 'active'
-    where cp.status = 'pending' and cp.is_final and cp.deadline <= now()
-      and not private.has_protecting_submission(cp.id, cp.deadline)
+    where cp.status = 'pending' and cp.is_final and cp.deadline <= v_as_of
+      and (p_goal_id is null or cp.goal_id = p_goal_id)
+      and not exists (select 1 from public.goal_change_requests r
+                      where r.goal_id = cp.goal_id and r.status = 'pending'
+                        and r.effective_at < cp.deadline and r.effective_at <= now())
+      and not exists (select 1 from public.submissions s
+                      where s.checkpoint_id = cp.id and s.submitted_at <= cp.deadline
+                        and s.status in ('passed', 'pending', 'grading', 'awaiting_witness', 'needs_review'))
     order by cp.deadline
     limit p_batch
     -- The goal's lock too: a goal's checkpoints and final are detected by one run at a time.
@@ -486,14 +504,11 @@ revoke all on function private.random_u32(), app.fix_consequence_recipients(),
 grant execute on function private.random_u32(), app.x_connection_in_use(uuid), app.release_held_consequences(),
   app.contest_consequence(uuid, uuid, text), app.decide_consequence(uuid, uuid, text, text) to service_role;
 
-revoke all on function private.has_protecting_submission(uuid, timestamptz) from public;
 
-grant execute on function private.has_protecting_submission(uuid, timestamptz) to service_role;
-
-revoke all on function app.detect_missed_deadlines(integer, integer, integer, interval),
+revoke all on function app.detect_missed_deadlines(integer, integer, integer, interval, uuid, timestamptz),
   app.claim_consequence(uuid, text, integer), app.record_transfer(uuid, text, text, bigint),
   app.finish_consequence(uuid, text, text, text, integer, text) from public;
 
-grant execute on function app.detect_missed_deadlines(integer, integer, integer, interval),
+grant execute on function app.detect_missed_deadlines(integer, integer, integer, interval, uuid, timestamptz),
   app.claim_consequence(uuid, text, integer), app.record_transfer(uuid, text, text, bigint),
   app.finish_consequence(uuid, text, text, text, integer, text) to service_role;

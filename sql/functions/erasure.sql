@@ -26,19 +26,32 @@ $$;
 
 -- Erases an account: what identifies the person goes, the money facts stay under a random
 -- tombstone id (every reference follows it, on update cascade). Returns the tombstone id.
-create or replace function app.erase_user(p_user_id uuid) returns uuid
+-- An account's tombstone id: derived from its id and the database's erasure salt, so a restore from
+-- a backup finds the account an erasure log entry names without the log naming anyone.
+create or replace function private.tombstone_of(p_user_id uuid) returns uuid
+language sql stable
+set search_path = ''
+as $$
+  select pg_catalog.encode(pg_catalog.substr(
+           pg_catalog.sha256(s.salt || pg_catalog.convert_to(p_user_id::text, 'UTF8')), 1, 16), 'hex')::uuid
+  from app.erasure_salt s
+$$;
+
+drop function if exists app.erase_user(uuid);
+-- p_force: a re-applied erasure after a restore (the backup predates the settlement that allowed it).
+create or replace function app.erase_user(p_user_id uuid, p_force boolean default false) returns uuid
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
   v_blocker text;
-  v_tombstone uuid := gen_random_uuid();
+  v_tombstone uuid := private.tombstone_of(p_user_id);
 begin
   perform 1 from public.users where id = p_user_id and erased_at is null for update;
   if not found then
     raise exception using errcode = 'P0002', message = 'no such account';
   end if;
-  v_blocker := private.erasure_blocker(p_user_id);
+  v_blocker := case when p_force then null else private.erasure_blocker(p_user_id) end;
   if v_blocker is not null then
     raise exception using errcode = '55000', message = 'this account cannot be erased yet: ' || v_blocker,
       hint = 'Leave through delete_account: the goals are cancelled under the notice period and the money refunded.';
@@ -79,7 +92,32 @@ begin
       mute_reminders = true, unsubscribe_token_hash = null, leaving_requested_at = null, erased_at = now()
   where id = p_user_id;
   perform app.audit('user', v_tombstone, 'erased', v_tombstone, '{}'::jsonb);
+  -- The erasure log: the tombstone id alone, exported outside the database by the scheduler.
+  insert into public.erasure_log (tombstone_id) values (v_tombstone) on conflict (tombstone_id) do nothing;
   return v_tombstone;
+end
+$$;
+
+-- After a restore from a backup: the account an erasure log entry names is erased again, under the
+-- same tombstone id, whatever the backup says it still owed (the money is reconciled with Stripe),
+-- and its Auth user with it. Returns whether an account was found to erase.
+create or replace function app.reapply_erasure(p_tombstone uuid) returns boolean
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_user uuid;
+begin
+  select u.id into v_user from public.users u
+  where u.erased_at is null and private.tombstone_of(u.id) = p_tombstone
+  for update;
+  if v_user is null then
+    insert into public.erasure_log (tombstone_id) values (p_tombstone) on conflict (tombstone_id) do nothing;
+    return false;
+  end if;
+  perform app.erase_user(v_user, true);
+  delete from auth.users where id = v_user;
+  return true;
 end
 $$;
 
@@ -217,7 +255,10 @@ $$;
 revoke all on function app.purge_tombstones(integer, integer) from public;
 grant execute on function app.purge_tombstones(integer, integer) to service_role;
 
-revoke all on function private.erasure_blocker(uuid), app.erase_user(uuid), app.on_auth_user_delete(),
+revoke all on function private.tombstone_of(uuid), app.reapply_erasure(uuid) from public;
+grant execute on function app.reapply_erasure(uuid) to service_role;
+
+revoke all on function private.erasure_blocker(uuid), app.erase_user(uuid, boolean), app.on_auth_user_delete(),
   app.guard_leaving_goals(), app.expire_kompromat(integer, integer) from public;
-grant execute on function private.erasure_blocker(uuid), app.erase_user(uuid), app.expire_kompromat(integer, integer)
+grant execute on function private.erasure_blocker(uuid), app.erase_user(uuid, boolean), app.expire_kompromat(integer, integer)
   to service_role;

@@ -189,14 +189,17 @@ declare
   v_reserved bigint;
   v_moved integer;
   v_available bigint;
+  v_at timestamptz;
 begin
   select * into v_request from public.goal_change_requests where id = p_request_id for update;
+  -- What "has passed" means for this change: its effective time, not the moment a pass got to it.
+  v_at := least(v_request.effective_at, now());
   select * into v_goal from public.goals where id = v_request.goal_id for update;
   v_stake := (v_goal.monetary_stake * 100)::bigint;
   if v_goal.status <> 'active' then
     v_lapse := 'the goal is ' || v_goal.status::text;
   elsif v_request.change_type = 'pause' then
-    v_from := greatest((v_request.change ->> 'from')::timestamptz, now());
+    v_from := greatest((v_request.change ->> 'from')::timestamptz, v_at);
     v_len := (v_request.change ->> 'until')::timestamptz - (v_request.change ->> 'from')::timestamptz;
     -- Every deadline from the pause's start on moves by its length (so checkpoints keep their
     -- order); a deadline that has passed is never moved.
@@ -212,7 +215,7 @@ begin
   elsif v_request.change_type in ('extend_deadline', 'earlier_deadline') then
     v_when := (v_request.change ->> 'new_deadline')::timestamptz;
     select * into v_cp from public.checkpoints where id = (v_request.change ->> 'checkpoint_id')::uuid for update;
-    if v_cp.status <> 'pending' or v_cp.deadline <= now() or v_when <= now() then
+    if v_cp.status <> 'pending' or v_cp.deadline <= v_at or v_when <= v_at then
       v_lapse := 'the deadline has passed';
     else
       if v_cp.is_final and v_when > v_cp.deadline then
@@ -252,7 +255,7 @@ begin
     v_outcome := jsonb_build_object('stake_cents', v_cents, 'reserved_cents', v_cents - v_stake);
   elsif v_request.change_type = 'remove_checkpoint' then
     delete from public.checkpoints
-    where id = (v_request.change ->> 'checkpoint_id')::uuid and status = 'pending' and deadline > now();
+    where id = (v_request.change ->> 'checkpoint_id')::uuid and status = 'pending' and deadline > v_at;
     if not found then
       v_lapse := 'the checkpoint is no longer pending';
     end if;
@@ -291,20 +294,48 @@ $$;
 
 -- The scheduler's pass: every easing request whose notice has run out, oldest first, each in
 -- its own subtransaction, so one that cannot apply lapses alone and never stalls the rest.
-create or replace function app.apply_due_goal_changes(p_limit integer default 100) returns integer
+-- Time decides: before a change applies, the goal's deadlines that fell by its effective time are
+-- judged as they stood (detected, rolled and held, with the pass's odds and contest window), so a
+-- cancellation, a pause or a lower stake timed just after a deadline never erases its miss. If that
+-- judgement cannot be made, the change waits for the next pass.
+drop function if exists app.apply_due_goal_changes(integer);
+create or replace function app.apply_due_goal_changes(
+  p_limit integer default 100,
+  p_odds_numerator integer default 1,
+  p_odds_denominator integer default 3,
+  p_contest_window interval default interval '0'
+) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
   v_id uuid;
+  v_goal_id uuid;
+  v_effective timestamptz;
   v_count integer := 0;
+  v_counts jsonb;
+  v_detected jsonb := '{}'::jsonb;
+  v_key text;
 begin
-  for v_id in
-    select r.id from public.goal_change_requests r
+  for v_id, v_goal_id, v_effective in
+    select r.id, r.goal_id, r.effective_at from public.goal_change_requests r
     where r.status = 'pending' and r.effective_at <= now()
     order by r.effective_at limit p_limit
     for update skip locked
   loop
+    begin
+      -- The goal's lock first: detection skips locked rows, and must skip none of this goal's.
+      perform 1 from public.goals where id = v_goal_id for update;
+      v_counts := app.detect_missed_deadlines(1000, p_odds_numerator, p_odds_denominator, p_contest_window,
+                                              v_goal_id, v_effective);
+      for v_key in select jsonb_object_keys(v_counts) loop
+        v_detected := jsonb_set(v_detected, array[v_key],
+          to_jsonb(coalesce((v_detected ->> v_key)::integer, 0) + (v_counts ->> v_key)::integer));
+      end loop;
+    exception when others then
+      perform app.audit('goal_change', v_id, 'deferred', null, jsonb_build_object('sqlstate', sqlstate));
+      continue;
+    end;
     begin
       perform private.apply_goal_change(v_id);
     exception when others then
@@ -316,7 +347,7 @@ begin
     end;
     v_count := v_count + 1;
   end loop;
-  return v_count;
+  return jsonb_build_object('applied', v_count, 'detected', v_detected);
 end
 $$;
 
@@ -348,6 +379,6 @@ revoke all on function private.refuse_inside_horizon(text, timestamptz, timestam
   private.goal_checkpoint(uuid, jsonb), private.apply_goal_change(uuid) from public;
 grant execute on function
   app.request_goal_change(uuid, uuid, public.goal_change_type, jsonb, interval),
-  app.apply_due_goal_changes(integer),
+  app.apply_due_goal_changes(integer, integer, integer, interval),
   app.cancel_goal_change(uuid, uuid)
   to service_role;

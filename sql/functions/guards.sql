@@ -13,6 +13,7 @@
 -- =============================================================================
 create or replace function private.is_privileged() returns boolean
 language sql stable
+set search_path = ''
 as $$
   select current_user in ('service_role', 'postgres', 'supabase_admin')
     or coalesce((select r.rolsuper from pg_catalog.pg_roles r where r.rolname = current_user), false)

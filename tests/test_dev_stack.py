@@ -37,22 +37,7 @@ def _get_json(url: str) -> tuple[int, Any]:
 
 
 def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Path, repo_root: Path) -> None:
-    home = tmp_path / "home"
-    port = _free_port()
-    # make dev as a developer runs it: its own defaults (a 24-hour contest window included).
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SUPABASE_", "ENVIRONMENT", "CONTEST_"))
-    }
-    env.update(THREATIVATOR_HOME=str(home), PYTHONUNBUFFERED="1", DEV_CRON_SECONDS="2")
-    log = tmp_path / "make-dev.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.dev.cli", "dev", "--port", str(port)],
-        cwd=repo_root,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, home, log, port, env = _start_dev(tmp_path, repo_root, cron_seconds="2")
     try:
         deadline = time.monotonic() + 90
         status, body = 0, None
@@ -134,12 +119,15 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     assert "<h2>Open review items (decide with operator_review, oldest first)</h2>" in page
 
 
-def _start_dev(tmp_path: Path, repo_root: Path) -> tuple[subprocess.Popen[str], Path, Path, int]:
+def _start_dev(
+    tmp_path: Path, repo_root: Path, *, cron_seconds: str = "0"
+) -> tuple[subprocess.Popen[str], Path, Path, int, dict[str, str]]:
+    """make dev as a developer runs it: its own defaults (a 24-hour contest window included)."""
     home, port, log = tmp_path / "home", _free_port(), tmp_path / "make-dev.log"
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SUPABASE_", "ENVIRONMENT", "CONTEST_"))
     }
-    env.update(THREATIVATOR_HOME=str(home), PYTHONUNBUFFERED="1", DEV_CRON_SECONDS="0")
+    env.update(THREATIVATOR_HOME=str(home), PYTHONUNBUFFERED="1", DEV_CRON_SECONDS=cron_seconds)
     proc = subprocess.Popen(
         [sys.executable, "-m", "shared.dev.cli", "dev", "--port", str(port)],
         cwd=repo_root,
@@ -148,14 +136,14 @@ def _start_dev(tmp_path: Path, repo_root: Path) -> tuple[subprocess.Popen[str], 
         stderr=subprocess.STDOUT,
         text=True,
     )
-    return proc, home, log, port
+    return proc, home, log, port, env
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_dev_stack_stops_its_database_on_sigterm_and_sighup(
     tmp_path: Path, repo_root: Path, stop: signal.Signals
 ) -> None:
-    proc, home, log, port = _start_dev(tmp_path, repo_root)
+    proc, home, log, port, _ = _start_dev(tmp_path, repo_root)
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

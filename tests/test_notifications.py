@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -185,9 +186,20 @@ def test_plain_text_and_html_without_template(sendgrid: FakeSendGrid, alice: UUI
 
 
 def test_same_request_ten_times_concurrently_sends_once(sendgrid: FakeSendGrid, alice: UUID, owner: Conn) -> None:
+    """Ten callers at once: one row, one email. The function is loaded once, as an instance loads it,
+    and the ten start together: loading it ten times at once in one process (create_app rewrites the
+    shared sys.modules["main"] and sys.path each time) tested the loader, not the function."""
     body = _spared(alice, uuid4())
+    app = client("send_notification")
+    token = mint_token(None, role="service_role")
+    start = threading.Barrier(10)
+
+    def post(_: int) -> Any:
+        start.wait()
+        return app.application.test_client().post("/", json=body, headers=bearer(token))
+
     with ThreadPoolExecutor(max_workers=10) as pool:
-        responses = list(pool.map(lambda _: _post(body), range(10)))
+        responses = list(pool.map(post, range(10)))
     assert all(r.status_code == 200 for r in responses)
     assert len({r.json["id"] for r in responses}) == 1
     assert sum(r.json["created"] for r in responses) == 1
@@ -519,4 +531,20 @@ def test_address_the_sdk_cannot_parse_fails_that_row_alone(sendgrid: FakeSendGri
     ).fetchall()
     assert [r["status"] for r in rows] == ["failed", "sent"]
     assert rows[0]["last_error"] == "a recipient address is not a valid email address"
+    assert len(sendgrid.mails) == 1
+
+
+def test_an_answer_lost_after_sendgrid_took_the_mail_is_never_resent(
+    sendgrid: FakeSendGrid, alice: UUID, owner: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SendGrid accepted the mail, then its answer came too late: a retry would send it twice (SendGrid
+    has no idempotency key). The row is sent, marked unconfirmed; no pass resends it."""
+    monkeypatch.setenv("SENDGRID_TIMEOUT_SECONDS", "0.3")
+    sendgrid.timeout_delay = 0.8
+    sendgrid.fail_next("timeout")
+    response = _post(_spared(alice))
+    assert response.status_code == 200 and response.json["status"] == "sent"
+    row = owner.execute("select status::text, last_error from public.notifications").fetchone()
+    assert row is not None and row["status"] == "sent" and row["last_error"].startswith("unconfirmed, not resent")
+    assert notifications.send_due() == {}
     assert len(sendgrid.mails) == 1

@@ -365,7 +365,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
     started_here = "DATABASE_URL" not in os.environ
     # A closed terminal (SIGHUP) or a process manager (SIGTERM) stops the stack as Ctrl-C does: the
     # database with it. Without this, Python dies at once on either and leaves PostgreSQL running.
-    for stop in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: a process started in the background by a script inherits SIGINT ignored, and would
+    # then never stop on Ctrl-C.
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _interrupt)
     url = localdb.start() if started_here else os.environ["DATABASE_URL"]
     _dev_defaults(url, args.port)

@@ -259,7 +259,9 @@ class DevScheduler(threading.Thread):
         except (urllib.error.URLError, OSError, ValueError) as error:
             print(f"[scheduler] check_deadlines failed: {type(error).__name__}", flush=True)
             return None
-        busy = {k: v for k, v in result.items() if v and k != "notifications"}
+        keys = result.get("keys") or {}
+        quiet = not (keys.get("rewrapped") or keys.get("rotation_due") or keys.get("destroy_now"))
+        busy = {k: v for k, v in result.items() if v and k != "notifications" and not (k == "keys" and quiet)}
         if busy or result.get("notifications"):
             print(f"[scheduler] {busy} {result.get('notifications') or ''}", flush=True)
         return result

@@ -186,6 +186,12 @@ def deliver(notification_id: UUID, *, retry_budget_seconds: float | None = None)
             _logger.warning("notification rejected", extra={"fields": {"notification_id": str(row.id)}})
             return "failed"
         except email_provider.EmailRetryable as retryable:
+            if retryable.maybe_sent:
+                # The request may have reached SendGrid before its answer was lost, and SendGrid has no
+                # idempotency key: a second copy is worse than an unconfirmed one (as for consequences).
+                _finish(row.id, "sent", error=f"unconfirmed, not resent: {retryable}"[:500])
+                _logger.warning("notification unconfirmed", extra={"fields": {"notification_id": str(row.id)}})
+                return "sent"
             wait = retryable.retry_after or min(0.25 * 2**attempt, 4.0) * random.uniform(0.8, 1.2)  # noqa: S311
             if time.monotonic() + wait < deadline:
                 time.sleep(wait)

@@ -150,11 +150,13 @@ def log_erasure(tombstone_id: str) -> None:
     import httpx
 
     if dry():
-        root = get_settings().dev_storage_dir
-        if root is not None:
+        from shared.providers import outbox
+
+        if get_settings().dev_storage_dir is not None:
             target = local_object(ERASURE_LOG_BUCKET, tombstone_id)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.touch()
+        outbox.record("storage", None, "erasure logged", {"tombstone_id": tombstone_id})
         return
     try:
         client().storage.from_(ERASURE_LOG_BUCKET).upload(

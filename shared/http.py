@@ -365,6 +365,8 @@ def endpoint(
 
             for header, value in cors.items():
                 response.headers[header] = value
+            # Answers carry proof, tokens and personal data: no browser, proxy or CDN keeps one.
+            response.headers.setdefault("Cache-Control", "no-store")
             status = response.status_code
             _logger.log(
                 logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO,

@@ -15,7 +15,11 @@ from uuid import UUID
 from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag
 
 from shared import db, notifications
+from shared.errors import forbidden
+from shared.log import get_logger
 from shared.notifications import html
+
+_logger = get_logger("threativator.review")
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -210,6 +214,26 @@ def open_items(limit: int) -> ReviewList:
 
 
 def decide(operator: UUID, body: DecideSubmission | DecideConsequence | ResolveMoney) -> Decision:
+    """One decision. Nobody decides their own case: the database refuses it, and the attempt is
+    audited (in its own transaction, since the refused one rolls back)."""
+    import psycopg
+
+    try:
+        return _decide(operator, body)
+    except psycopg.errors.InsufficientPrivilege:
+        subject = getattr(body, "submission_id", None) or getattr(body, "consequence_id", None)
+        subject = subject or getattr(body, "money_item_id", None)
+        with db.as_service() as conn:
+            conn.execute(
+                "select app.audit('operator', %s, 'own_case_refused', %s, jsonb_build_object('action', %s::text,"
+                " 'subject_id', %s::text))",
+                [operator, operator, body.action, subject],
+            )
+        _logger.warning("operator refused their own case", extra={"fields": {"action": body.action}})
+        raise forbidden("an operator cannot decide their own case") from None
+
+
+def _decide(operator: UUID, body: DecideSubmission | DecideConsequence | ResolveMoney) -> Decision:
     with db.as_service() as conn:
         if isinstance(body, ResolveMoney):
             item = conn.execute(

@@ -289,3 +289,59 @@ def test_an_operator_reads_nothing_of_other_users_through_rls(providers: Provide
     with pytest.raises(psycopg.errors.InsufficientPrivilege), db.as_role("authenticated", claims) as conn:
         conn.execute("update public.consequences set contest_status = 'overturned' where id = %s", [row["id"]])
     assert consequences(owner)[0]["contest_status"] == "contested"
+
+
+# -----------------------------------------------------------------------------
+# Nobody decides their own case
+# -----------------------------------------------------------------------------
+def _own_case_audits(owner: Conn, operator: UUID) -> int:
+    row = owner.execute(
+        "select count(*) as n from public.audit_log where action = 'own_case_refused' and user_id = %s", [operator]
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def test_an_operator_cannot_cancel_their_own_contested_consequence(
+    providers: Providers, owner: Conn, window: None
+) -> None:
+    """The operator who failed a goal, contested the consequence and tries to cancel it themselves."""
+    operator, _, row = _failed_goal(owner)
+    assert _contest(operator, row["id"], "I was on time, honestly").status_code == 200
+    token = mint_token(str(operator), app_metadata={"role": "operator"})
+    body = {"action": "decide_consequence", "consequence_id": str(row["id"]), "decision": "cancel", "reason": "mine"}
+    refused = _review(token, body)
+    assert refused.status_code == 403 and refused.json["error"]["message"] == "an operator cannot decide their own case"
+    still = owner.execute("select execution_status::text, contest_status::text from public.consequences").fetchone()
+    assert still == {"execution_status": "held", "contest_status": "contested"}
+    assert _own_case_audits(owner, operator) == 1
+    # Another operator decides it.
+    _, other = _operator(owner)
+    assert _review(other, {**body, "reason": "looked at the upload"}).status_code == 200
+
+
+def test_an_operator_cannot_pass_their_own_submission_or_resolve_their_own_money_item(
+    providers: Providers, owner: Conn
+) -> None:
+    operator = f.user(owner, "self-reviewer")
+    token = mint_token(str(operator), app_metadata={"role": "operator"})
+    goal = f.goal(owner, operator, stake="5.00", checkpoints=0)
+    [final] = f.checkpoint_ids(owner, goal)
+    submission = f.submission(owner, operator, final, status="needs_review")
+    passed = _review(
+        token, {"action": "decide_submission", "submission_id": str(submission), "decision": "pass", "reason": "fine"}
+    )
+    assert passed.status_code == 403
+    status = owner.execute("select status::text from public.submissions where id = %s", [submission]).fetchone()
+    assert status == {"status": "needs_review"}
+    item = owner.execute(
+        "insert into public.money_items (kind, source_id, cents, user_id)"
+        " values ('refund_refused', 'own-case', 500, %s) returning id",
+        [operator],
+    ).fetchone()
+    assert item is not None
+    resolved = _review(token, {"action": "resolve_money", "money_item_id": str(item["id"]), "reason": "paid myself"})
+    assert resolved.status_code == 403
+    assert owner.execute("select resolved_at from public.money_items where id = %s", [item["id"]]).fetchone() == {
+        "resolved_at": None
+    }
+    assert _own_case_audits(owner, operator) == 2

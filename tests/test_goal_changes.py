@@ -460,3 +460,32 @@ def test_detection_alone_never_judges_a_deadline_a_due_change_took_effect_before
     }
     assert check()["goal_changes"] == 1
     assert [c for c in consequences(owner) if c["goal_id"] == goal] == []
+
+
+def test_tightening_applies_at_once_while_an_easing_request_waits(
+    providers: Providers, owner: Conn, alice: UUID
+) -> None:
+    """The user who asked for a pause can still raise the stake or add a checkpoint at once: only
+    easing requests wait, one at a time."""
+    goal = f.goal(owner, alice, days=30, stake="30.00")
+    start = datetime.now(UTC) + 8 * DAY
+    paused = request(alice, goal, type="pause", **{"from": start.isoformat(), "until": (start + 2 * DAY).isoformat()})
+    assert paused.status_code == 200 and paused.json["status"] == "pending"
+    f.fund_user(owner, alice, 1000)
+    raised = request(alice, goal, type="raise_stake", new_amount_cents=4000)
+    assert raised.status_code == 200 and raised.json["status"] == "applied", raised.json
+    added = request(alice, goal, type="add_checkpoint", title="Outline", deadline=at(2 * DAY))
+    assert added.status_code == 200 and added.json["status"] == "applied", added.json
+    # A second easing request still waits its turn.
+    second = request(alice, goal, type="lower_stake", new_amount_cents=3500)
+    assert second.status_code == 409
+    statuses = owner.execute(
+        "select change_type::text, status::text from public.goal_change_requests"
+        " where goal_id = %s order by requested_at",
+        [goal],
+    ).fetchall()
+    assert [(r["change_type"], r["status"]) for r in statuses] == [
+        ("pause", "pending"),
+        ("raise_stake", "applied"),
+        ("add_checkpoint", "applied"),
+    ]

@@ -1078,3 +1078,20 @@ def test_sixteen_first_grades_on_a_new_instance_all_answer(
         statuses = list(pool.map(first_grade, range(len(users))))
     assert statuses == [200] * len(users)
     assert len(stack.gemini.calls) == len(users)
+
+
+def test_the_description_is_frozen_once_a_submission_waits_for_a_verdict(owner: Conn, alice: UUID) -> None:
+    """The owner who rewrites their description while the witness is deciding: refused; before the
+    grading starts it is theirs to edit."""
+    checkpoint = f.checkpoint_ids(owner, f.goal(owner, alice))[0]
+    submission = f.submission(owner, alice, checkpoint, status="pending")
+    with db.as_user(alice) as conn:
+        conn.execute("update public.submissions set description = 'chapter one' where id = %s", [submission])
+    owner.execute("update public.submissions set status = 'awaiting_witness' where id = %s", [submission])
+    with (
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="frozen once it waits for a verdict"),
+        db.as_user(alice) as conn,
+    ):
+        conn.execute("update public.submissions set description = 'the whole book' where id = %s", [submission])
+    kept = owner.execute("select description from public.submissions where id = %s", [submission]).fetchone()
+    assert kept == {"description": "chapter one"}

@@ -122,3 +122,10 @@ def test_a_signed_event_of_an_unexpected_shape_is_a_400_and_changes_nothing(
     assert response.get_json()["error"]["code"] in ("invalid_event", "invalid_signature")
     assert owner.execute("select count(*) as n from public.stripe_events").fetchone() == {"n": 0}
     assert owner.execute("select count(*) as n from public.ledger_entries").fetchone() == {"n": 0}
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_no_answer_of_any_function_is_cached(name: str, database: str) -> None:
+    """Answers carry proof, tokens and personal data (witness_proof, export, X's connect URL...)."""
+    for response in (client(name).post("/", json={}), client(name).options("/")):
+        assert response.headers["Cache-Control"] == "no-store"

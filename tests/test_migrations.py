@@ -289,6 +289,8 @@ CHANGED_SINCE_MOVE = frozenset(
         "private.tombstone_of",
         "app.reapply_erasure",
         "app.sync_master_keys",
+        # Nobody decides their own case; a description frozen once it waits for a verdict.
+        "private.refuse",
     }
 )
 

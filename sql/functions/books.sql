@@ -271,6 +271,9 @@ begin
   if not found then
     raise exception using errcode = 'P0002', message = 'no such money item';
   end if;
+  if v_item.user_id = p_operator then
+    raise exception using errcode = '42501', message = 'an operator cannot decide their own case';
+  end if;
   if v_item.resolved_at is not null then
     raise exception using errcode = '55000', message = 'this money item was already resolved';
   end if;

@@ -471,6 +471,9 @@ begin
   if not found then
     raise exception using errcode = 'P0002', message = 'no such consequence';
   end if;
+  if v_c.user_id = p_operator then
+    raise exception using errcode = '42501', message = 'an operator cannot decide their own case';
+  end if;
   if v_c.contest_status <> 'contested' or v_c.execution_status <> 'held' then
     raise exception using errcode = '55000', message = 'this consequence is not waiting for a decision';
   end if;

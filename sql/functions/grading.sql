@@ -182,6 +182,9 @@ begin
   if not found then
     raise exception using errcode = 'P0002', message = 'no such submission';
   end if;
+  if v_sub.user_id = p_operator then
+    raise exception using errcode = '42501', message = 'an operator cannot decide their own case';
+  end if;
   if v_sub.status <> 'needs_review' then
     raise exception using errcode = '55000', message = 'this submission is not waiting for review';
   end if;

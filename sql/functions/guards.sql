@@ -306,6 +306,10 @@ begin
      or new.submitted_at is distinct from old.submitted_at then
     perform private.refuse('a submission''s proof cannot be changed after it is made; submit again instead');
   end if;
+  -- What a witness or an operator reads beside the proof cannot change under them.
+  if new.description is distinct from old.description and old.status <> 'pending' then
+    perform private.refuse('a submission''s description is frozen once it waits for a verdict; submit again instead');
+  end if;
   return new;
 end
 $$;
@@ -527,6 +531,11 @@ create or replace trigger consequence_deliveries_touch before update on public.c
 revoke all on function private.is_privileged(), private.refuse(text), private.contact_awaits_consequence(uuid),
   private.user_is_committed(uuid) from public;
 
+-- The guards run as the user who writes (invoker rights): authenticated and the service. anon writes
+-- nothing directly, and its token-gated calls run as their definer.
 grant execute on function private.is_privileged(), private.refuse(text), private.contact_awaits_consequence(uuid),
   private.user_is_committed(uuid)
-  to anon, authenticated, service_role;
+  to authenticated, service_role;
+revoke execute on function private.is_privileged(), private.refuse(text), private.contact_awaits_consequence(uuid),
+  private.user_is_committed(uuid)
+  from anon;

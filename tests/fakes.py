@@ -538,7 +538,22 @@ class FakeStorage:
             self._remove
         )
         self.server.expect_request(re.compile(r"^/storage/v1/object/.+"), method="GET").respond_with_handler(self._get)
+        self.server.expect_request(re.compile(r"^/storage/v1/object/[^/]+/.+"), method="POST").respond_with_handler(
+            self._upload
+        )
         return self
+
+    def _upload(self, request: Request) -> Response:
+        """Storage's upload: 409 for an existing object unless x-upsert, as the server answers (HTTP 400)."""
+        self.requests.append(Recorded(request.path, {}, dict(request.headers)))
+        key = request.path[len("/storage/v1/object/") :]
+        upsert = request.headers.get("x-upsert", "false").lower() == "true"
+        if key in self.objects and not upsert:
+            body = {"statusCode": "409", "error": "Duplicate", "message": "The resource already exists"}
+            return Response(json.dumps(body), status=400, content_type="application/json")
+        uploaded = next(iter(request.files.values()), None)
+        self.objects[key] = uploaded.read() if uploaded is not None else request.get_data()
+        return Response(json.dumps({"Id": str(uuid.uuid4()), "Key": key}), content_type="application/json")
 
     def _list(self, request: Request) -> Response:
         """Storage's list: one level under the prefix, folders (no id) and files, by name, a page at a time."""

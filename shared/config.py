@@ -122,6 +122,9 @@ class Settings(BaseSettings):
 
     # Limits on what one user can ask of the grader and of other people
     grading_requests_per_hour: int = Field(default=20, gt=0)
+    # An export gathers every row held about the account: enough for a person, too few to be a way
+    # to load the database or to scrape it with a stolen token.
+    exports_per_hour: int = Field(default=5, gt=0)
     vouches_per_day: int = Field(default=3, gt=0)
 
     # The consequence engine

@@ -193,11 +193,29 @@ class DataExport(BaseModel):
 
 
 def export(user_id: UUID) -> DataExport:
+    """Everything held about the account, at most EXPORTS_PER_HOUR times an hour (429 past it). The
+    count is the audit trail's, taken under a per-account lock, so concurrent exports cannot slip past."""
+    limit = get_settings().exports_per_hour
     with db.as_service() as conn:
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [f"export:{user_id}"])
+        recent = conn.execute(
+            "select count(*) as n, min(occurred_at) + interval '1 hour' - now() as wait from public.audit_log"
+            " where user_id = %s and action = 'exported' and occurred_at > now() - interval '1 hour'",
+            [user_id],
+        ).fetchone()
+        if recent is not None and recent["n"] >= limit:
+            wait = max(1, int(recent["wait"].total_seconds()) + 1)
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"an account can be exported {limit} times an hour; try again later",
+                headers={"Retry-After": str(wait)},
+            )
         data = {name: conn.execute(query, {"u": user_id}).fetchall() for name, query in _EXPORT.items()}
         now = conn.execute("select now() as t").fetchone()
-    if not data["profile"]:
-        raise not_found("no such account")
+        if not data["profile"]:
+            raise not_found("no such account")
+        conn.execute("select app.audit('user', %s, 'exported', %s, '{}'::jsonb)", [user_id, user_id])
     assert now is not None
     return DataExport(exported_at=now["t"], data=data)
 

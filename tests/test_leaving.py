@@ -572,3 +572,19 @@ def test_erasure_deletes_the_users_whole_storage_folder_page_by_page_and_nothing
     assert proof_storage.objects == {f"proofs/{other}/mine.png": b"not yours"}
     listed = [r for r in proof_storage.requests if "/object/list/" in r.path]
     assert any(r.json["offset"] == 200 for r in listed)  # the third page was asked for
+
+
+def test_export_is_limited_per_account_per_hour(providers: Providers, owner: Conn) -> None:
+    """A stolen token cannot pull the whole account again and again: EXPORTS_PER_HOUR (5), then 429
+    with Retry-After; another account is not touched by it."""
+    alice, bob = f.user(owner, "alice"), f.user(owner, "bob")
+    answers = [_leave(alice, "export") for _ in range(6)]
+    assert [a.status_code for a in answers] == [200] * 5 + [429]
+    assert answers[-1].json["error"]["code"] == "rate_limited"
+    assert 3000 < int(answers[-1].headers["Retry-After"]) <= 3601
+    assert _leave(bob, "export").status_code == 200
+    # An hour later it is open again.
+    owner.execute(
+        "update public.audit_log set occurred_at = occurred_at - interval '61 minutes' where user_id = %s", [alice]
+    )
+    assert _leave(alice, "export").status_code == 200

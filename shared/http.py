@@ -168,12 +168,13 @@ def _read_body(request: flask.Request, limit: int) -> bytes:
     # werkzeug stops reading a chunked body at max_content_length (quietly): one byte more than the
     # limit tells a body that is too large from one that is exactly the limit.
     request.max_content_length = limit + 1
+    too_large = ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
     try:
         data = request.get_data(cache=True)
     except RequestEntityTooLarge:
-        data = b"x" * (limit + 1)
+        raise too_large from None
     if len(data) > limit:
-        raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
+        raise too_large
     return data
 
 

@@ -22,7 +22,7 @@ _logger = get_logger("threativator.keys")
 
 
 def run(batch_size: int = 200) -> dict[str, Any]:
-    from shared import kompromat, sealing, x_oauth
+    from shared import kompromat, x_oauth
 
     settings = get_settings()
     active = settings.active_kompromat_key_id()
@@ -33,8 +33,7 @@ def run(batch_size: int = 200) -> dict[str, Any]:
             [active, configured, timedelta(days=settings.backup_retention_days)],
         ).fetchone()
     state: dict[str, Any] = row["keys"] if row else {}
-    with db.transaction() as conn:
-        rewrapped = sealing.rewrap_data_keys(active, conn)
+    # rotate_keys moves items still under a master key to per-user keys, then re-wraps every data key.
     moved = {**kompromat.rotate_keys(active, batch_size), **x_oauth.rotate_keys(active, batch_size)}
     since = datetime.fromisoformat(state["active_since"]) if state.get("active_since") else datetime.now(UTC)
     rotate_by = since + timedelta(days=settings.kompromat_key_rotation_days)
@@ -42,7 +41,7 @@ def run(batch_size: int = 200) -> dict[str, Any]:
         "active": active,
         "rotation_due": datetime.now(UTC) >= rotate_by,
         "rotate_by": rotate_by.isoformat(),
-        "rewrapped": rewrapped + sum(moved.values()),
+        "rewrapped": sum(moved.values()),
         "destroy_now": state.get("destroy_now", []),
     }
     if report["rotation_due"]:

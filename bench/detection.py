@@ -38,8 +38,9 @@ insert into public.goals (user_id, title, final_deadline, grading_rubric, refere
   select (select id from public.users order by id offset (n % 1000) limit 1), 'goal ' || n,
          now() + interval '60 days', 'rubric', 'ai', 50, 'unicef', 'active', now()
   from generate_series(1, %(goals)s) n;
-insert into public.checkpoints (goal_id, title, deadline, order_position, is_final)
-  select g.id, 'cp ' || k, now() + interval '60 days' - (5 - k) * interval '1 day', k, k = 5
+-- Each deadline's part of the $50 stake, as activation records it: 1000 cents each, the final the rest.
+insert into public.checkpoints (goal_id, title, deadline, order_position, is_final, stake_cents)
+  select g.id, 'cp ' || k, now() + interval '60 days' - (5 - k) * interval '1 day', k, k = 5, 1000
   from public.goals g cross join generate_series(1, 5) k;
 -- The backlog: OVERDUE non-final checkpoints whose deadline passed.
 update public.checkpoints set deadline = now() - interval '1 hour'

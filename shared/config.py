@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # The akrasia horizon (issue 15): an easing change to an active goal takes effect this long
     # after it is asked for, and never touches a deadline inside it.
     change_notice_days: float = Field(default=7, ge=0, le=60)
+    # Checkpoints a goal may have besides its final deadline (weekly for a year). Each puts a part
+    # of the stake at risk, fixed when it is made, so a cap keeps every part a real amount.
+    max_checkpoints_per_goal: int = Field(default=52, ge=1, le=365)
     # Leaving (issue 19): kompromat nothing needs is destroyed this long after it was last needed;
     # an erased account's money facts are kept this long (README, "Your data").
     kompromat_retention_days: int = Field(default=30, ge=0, le=3650)

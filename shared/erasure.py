@@ -238,7 +238,7 @@ DATA_MAP: dict[str, Table] = {
         },
         _facts(
             "id goal_id deadline order_position status is_final completed_at missed_at created_at updated_at"
-            " proof_phrase"
+            " proof_phrase stake_cents"
         ),
     ),
     "consequences": Table(

@@ -115,7 +115,7 @@ class ChangeList(BaseModel):
 
 _REQUEST = (
     "select r.id, r.goal_id, r.change_type::text as type, r.change, r.status::text as status, r.requested_at,"
-    " r.effective_at, r.applied_at, r.canceled_at, r.outcome from app.request_goal_change(%s, %s, %s, %s, %s) r"
+    " r.effective_at, r.applied_at, r.canceled_at, r.outcome from app.request_goal_change(%s, %s, %s, %s, %s, %s) r"
 )
 _CANCEL = (
     "select r.id, r.goal_id, r.change_type::text as type, r.change, r.status::text as status, r.requested_at,"
@@ -130,11 +130,12 @@ _LIST = (
 
 def request(user_id: UUID, body: RequestChange) -> ChangeView:
     change = body.change.model_dump(mode="json", by_alias=True, exclude={"type"})
-    notice = timedelta(days=get_settings().change_notice_days)
+    settings = get_settings()
+    notice = timedelta(days=settings.change_notice_days)
     with db.as_service() as conn:
         row = conn.execute(
             _REQUEST,
-            [body.goal_id, user_id, body.change.type, db.Json(change), notice],
+            [body.goal_id, user_id, body.change.type, db.Json(change), notice, settings.max_checkpoints_per_goal],
         ).fetchone()
     assert row is not None  # the function returns the row or raises
     notifications.send_queued_about([row["id"]])

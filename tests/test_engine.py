@@ -403,7 +403,7 @@ def test_roulette_odds_hold_over_many_rolls(owner: Conn) -> None:
         " select %s, 'cp ' || n, now() + interval '1 day', n from generate_series(1, %s) n",
         [goal, rolls],
     )
-    owner.execute("select app.activate_goal(%s)", [goal])
+    owner.execute("select app.activate_goal(%s, %s)", [goal, rolls])  # past MAX_CHECKPOINTS_PER_GOAL, on purpose
     owner.execute(
         "update public.checkpoints set deadline = now() - interval '1 minute' where goal_id = %s and not is_final",
         [goal],

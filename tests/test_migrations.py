@@ -291,6 +291,9 @@ CHANGED_SINCE_MOVE = frozenset(
         "app.sync_master_keys",
         # Nobody decides their own case; a description frozen once it waits for a verdict.
         "private.refuse",
+        # What a deadline costs is fixed when the goal activates (checkpoints.stake_cents).
+        "app.activate_goal",
+        "private.settle_final_part",
     }
 )
 

@@ -82,12 +82,12 @@ begin
     update public.checkpoints cp set status = 'missed', missed_at = now()
     from candidates c
     where cp.id = c.id and cp.status = 'pending'
-    returning cp.id, cp.goal_id
+    returning cp.id, cp.goal_id, cp.stake_cents
   ), facts as (
     select m.id as checkpoint_id, m.goal_id, g.user_id, g.charity_destination, g.minor_kompromat_id,
-           -- Each checkpoint's share in whole cents, rounded down; the final takes exactly the rest.
-           floor(g.monetary_stake * 100 / ((select count(*) from public.checkpoints x
-                                            where x.goal_id = g.id and not x.is_final) + 1)) / 100 as share,
+           -- What this deadline put at stake, fixed when the goal activated or the checkpoint was
+           -- added (never counted now: checkpoints added since cannot dilute it).
+           coalesce(m.stake_cents, 0) / 100.0 as share,
            (select c.id from public.contacts c
             where c.user_id = g.user_id and c.verified and c.declined_at is null
               and 'consequence_target' = any (c.role)

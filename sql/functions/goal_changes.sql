@@ -43,8 +43,11 @@ $$;
 -- Checks a request and records it: an easing one waits until now + p_notice; a tightening one
 -- is applied in this transaction. The goal is locked first, so concurrent requests, the
 -- scheduler's application and detection of the goal's deadlines go one at a time.
+drop function if exists app.request_goal_change(uuid, uuid, public.goal_change_type, jsonb, interval);
 create or replace function app.request_goal_change(
-  p_goal_id uuid, p_user_id uuid, p_type public.goal_change_type, p_change jsonb, p_notice interval
+  p_goal_id uuid, p_user_id uuid, p_type public.goal_change_type, p_change jsonb, p_notice interval,
+  -- MAX_CHECKPOINTS_PER_GOAL: checkpoints besides the final deadline.
+  p_max_checkpoints integer default 52
 ) returns public.goal_change_requests
 language plpgsql security definer
 set search_path = ''
@@ -150,6 +153,12 @@ begin
     if exists (select 1 from public.checkpoints cp where cp.goal_id = p_goal_id and cp.deadline = v_when) then
       raise exception using errcode = '22023', message = 'another checkpoint is due at that moment';
     end if;
+    if (select count(*) from public.checkpoints cp where cp.goal_id = p_goal_id and not cp.is_final)
+       >= p_max_checkpoints then
+      raise exception using errcode = '55000',
+        message = 'this goal already has ' || p_max_checkpoints
+          || ' checkpoints besides its final deadline, the most a goal can have';
+    end if;
   end if;
 
   insert into public.goal_change_requests (goal_id, user_id, change_type, change, effective_at)
@@ -165,6 +174,19 @@ begin
   end if;
   return private.apply_goal_change(v_request.id);
 end
+$$;
+
+-- The final deadline's part of the stake is what the goal's checkpoints leave of it (never below
+-- zero: the final deadline takes whatever the goal still holds when it falls, whatever its part).
+create or replace function private.settle_final_part(p_goal_id uuid) returns void
+language sql
+set search_path = ''
+as $$
+  update public.checkpoints f
+  set stake_cents = greatest(0, round(g.monetary_stake * 100)::bigint - coalesce((
+        select sum(cp.stake_cents) from public.checkpoints cp where cp.goal_id = p_goal_id and not cp.is_final), 0))
+  from public.goals g
+  where f.goal_id = p_goal_id and f.is_final and g.id = p_goal_id
 $$;
 
 -- Carries out one request with its goal locked. What no longer applies (the goal closed, the
@@ -190,6 +212,8 @@ declare
   v_moved integer;
   v_available bigint;
   v_at timestamptz;
+  v_fixed bigint;
+  v_ahead bigint;
 begin
   select * into v_request from public.goal_change_requests where id = p_request_id for update;
   -- What "has passed" means for this change: its effective time, not the moment a pass got to it.
@@ -233,6 +257,15 @@ begin
     v_owed := app.goal_owed_cents(v_goal.id);
     v_cents := greatest((v_request.change ->> 'new_amount_cents')::bigint, v_forfeited + v_owed);
     update public.goals set monetary_stake = v_cents / 100.0 where id = v_goal.id;
+    -- The deadlines still ahead shrink in proportion; the final deadline's part is what is left.
+    select coalesce(sum(stake_cents) filter (where not is_final and status <> 'pending'), 0),
+           coalesce(sum(stake_cents) filter (where is_final or status = 'pending'), 0)
+      into v_fixed, v_ahead
+    from public.checkpoints where goal_id = v_goal.id;
+    update public.checkpoints
+    set stake_cents = case when v_ahead > 0 then stake_cents * greatest(v_cents - v_fixed, 0) / v_ahead else 0 end
+    where goal_id = v_goal.id and not is_final and status = 'pending';
+    perform private.settle_final_part(v_goal.id);
     perform 1 from public.holding_cells where user_id = v_goal.user_id for update;
     v_reserved := app.goal_reserved_cents(v_goal.id) - greatest(v_cents - v_forfeited, v_owed);
     if v_reserved > 0 then
@@ -252,6 +285,8 @@ begin
     perform app.ledger_post(v_goal.user_id, 'stake_reserved', v_cents - v_stake, -(v_cents - v_stake),
       v_cents - v_stake, 0, 'raise_stake:' || v_request.id, v_goal.id);
     update public.goals set monetary_stake = v_cents / 100.0 where id = v_goal.id;
+    -- What is added goes to the final deadline's part: no checkpoint's part is lowered.
+    perform private.settle_final_part(v_goal.id);
     v_outcome := jsonb_build_object('stake_cents', v_cents, 'reserved_cents', v_cents - v_stake);
   elsif v_request.change_type = 'remove_checkpoint' then
     delete from public.checkpoints
@@ -259,18 +294,27 @@ begin
     if not found then
       v_lapse := 'the checkpoint is no longer pending';
     end if;
+    -- Its part goes back to the final deadline's.
+    perform private.settle_final_part(v_goal.id);
     v_outcome := jsonb_build_object('checkpoint_id', v_request.change ->> 'checkpoint_id');
   elsif v_request.change_type = 'add_checkpoint' then
     v_when := (v_request.change ->> 'deadline')::timestamptz;
+    -- Its part comes out of the final deadline's, never out of another checkpoint's: an even share
+    -- of the stake, or whatever the final deadline still has if that is less.
+    select count(*) filter (where not is_final) + 2, coalesce(sum(stake_cents) filter (where is_final), 0)
+      into v_moved, v_ahead
+    from public.checkpoints where goal_id = v_goal.id;
+    v_cents := least(v_stake / v_moved, v_ahead);
     update public.checkpoints set order_position = order_position + 100000 where goal_id = v_goal.id;
-    insert into public.checkpoints (goal_id, title, deadline, order_position, requirements)
-    values (v_goal.id, v_request.change ->> 'title', v_when, 200001, v_request.change ->> 'requirements')
+    insert into public.checkpoints (goal_id, title, deadline, order_position, requirements, stake_cents)
+    values (v_goal.id, v_request.change ->> 'title', v_when, 200001, v_request.change ->> 'requirements', v_cents)
     returning * into v_cp;
+    perform private.settle_final_part(v_goal.id);
     update public.checkpoints c set order_position = r.n
     from (select id, row_number() over (order by is_final, deadline) as n from public.checkpoints
           where goal_id = v_goal.id) r
     where c.id = r.id;
-    v_outcome := jsonb_build_object('checkpoint_id', v_cp.id, 'deadline', v_when);
+    v_outcome := jsonb_build_object('checkpoint_id', v_cp.id, 'deadline', v_when, 'stake_cents', v_cents);
   elsif v_request.change_type = 'cancel_goal' then
     update public.goals set status = 'canceled', closed_at = now() where id = v_goal.id;
     -- What unfinished consequences are owed stays; the rest of the stake goes back to available.
@@ -376,9 +420,9 @@ end
 $$;
 
 revoke all on function private.refuse_inside_horizon(text, timestamptz, timestamptz),
-  private.goal_checkpoint(uuid, jsonb), private.apply_goal_change(uuid) from public;
+  private.goal_checkpoint(uuid, jsonb), private.apply_goal_change(uuid), private.settle_final_part(uuid) from public;
 grant execute on function
-  app.request_goal_change(uuid, uuid, public.goal_change_type, jsonb, interval),
+  app.request_goal_change(uuid, uuid, public.goal_change_type, jsonb, interval, integer),
   app.apply_due_goal_changes(integer, integer, integer, interval),
   app.cancel_goal_change(uuid, uuid)
   to service_role;

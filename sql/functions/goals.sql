@@ -22,8 +22,13 @@ as $$
   values (p_entity, p_entity_id, p_action, p_user_id, coalesce(p_details, '{}'::jsonb))
 $$;
 
--- Activation now reserves the stake; it is refused when the available balance is short.
-create or replace function app.activate_goal(p_goal_id uuid) returns public.goals
+-- Activation reserves the stake (refused when the available balance is short) and fixes what
+-- each deadline puts at stake: every checkpoint floor(stake / (checkpoints + 1)) cents, the final
+-- deadline the rest, so the parts sum to the stake exactly. A goal has at most
+-- p_max_checkpoints checkpoints besides the final deadline (MAX_CHECKPOINTS_PER_GOAL).
+drop function if exists app.activate_goal(uuid);
+create or replace function app.activate_goal(p_goal_id uuid, p_max_checkpoints integer default 52)
+returns public.goals
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -31,6 +36,7 @@ declare
   v_goal public.goals;
   v_next_position integer;
   v_stake_cents bigint;
+  v_count bigint;
 begin
   select * into v_goal from public.goals where id = p_goal_id for update;
   if not found then
@@ -52,6 +58,13 @@ begin
       message = 'a witness-refereed goal needs a witness who has confirmed their address';
   end if;
 
+  select count(*) into v_count from public.checkpoints cp where cp.goal_id = p_goal_id;
+  if v_count > p_max_checkpoints then
+    raise exception using errcode = '23514',
+      message = 'a goal has at most ' || p_max_checkpoints || ' checkpoints besides its final deadline; this one has '
+        || v_count;
+  end if;
+
   v_stake_cents := round(v_goal.monetary_stake * 100)::bigint;
   if v_stake_cents > 0 then
     insert into public.holding_cells (user_id) values (v_goal.user_id) on conflict (user_id) do nothing;
@@ -67,8 +80,10 @@ begin
   select coalesce(max(cp.order_position), 0) + 1 into v_next_position
   from public.checkpoints cp where cp.goal_id = p_goal_id;
 
-  insert into public.checkpoints (goal_id, title, deadline, order_position, is_final, requirements)
-  values (p_goal_id, 'Final deadline', v_goal.final_deadline, v_next_position, true, v_goal.grading_rubric);
+  update public.checkpoints set stake_cents = v_stake_cents / (v_count + 1) where goal_id = p_goal_id;
+  insert into public.checkpoints (goal_id, title, deadline, order_position, is_final, requirements, stake_cents)
+  values (p_goal_id, 'Final deadline', v_goal.final_deadline, v_next_position, true, v_goal.grading_rubric,
+          v_stake_cents - v_count * (v_stake_cents / (v_count + 1)));
 
   update public.goals set status = 'active', activated_at = now()
   where id = p_goal_id
@@ -142,10 +157,10 @@ $$;
 
 revoke all on function app.audit(text, uuid, text, uuid, jsonb) from public;
 
-revoke all on function app.activate_goal(uuid) from public;
+revoke all on function app.activate_goal(uuid, integer) from public;
 
 revoke all on function app.record_grade(uuid, public.submission_status, jsonb, public.verdict_enum, boolean) from public;
 
-grant execute on function app.activate_goal(uuid) to service_role;
+grant execute on function app.activate_goal(uuid, integer) to service_role;
 
 grant execute on function app.record_grade(uuid, public.submission_status, jsonb, public.verdict_enum, boolean) to service_role;

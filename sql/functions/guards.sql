@@ -204,7 +204,7 @@ begin
 
   if tg_op = 'INSERT' then
     if new.status <> 'pending' or new.is_final or new.completed_at is not null or new.missed_at is not null
-       or new.proof_phrase is not null then
+       or new.proof_phrase is not null or new.stake_cents is not null then
       perform private.refuse('a checkpoint is created pending; the service completes or misses it');
     end if;
     if v_goal_status is distinct from 'draft' then
@@ -223,6 +223,9 @@ begin
      or new.completed_at is distinct from old.completed_at
      or new.missed_at is distinct from old.missed_at then
     perform private.refuse('a checkpoint is completed or missed only by the service');
+  end if;
+  if new.stake_cents is distinct from old.stake_cents then
+    perform private.refuse('what a checkpoint puts at stake is fixed by the service');
   end if;
   if new.proof_phrase is distinct from old.proof_phrase then
     perform private.refuse('a checkpoint''s challenge phrase is issued only by the service');

@@ -255,7 +255,7 @@ DATA_MAP: dict[str, Table] = {
         _facts("id checkpoint_id goal_id consequence_type monetary_amount charity_destination social_platform")
         | _facts("roulette_roll triggered_at executed_at execution_status attempts next_attempt_at")
         | _facts("lease_expires_at lease_owner provider_reference updated_at earmarked_cents execute_after")
-        | _facts("contest_status contested_at decided_by decided_at"),
+        | _facts("contest_status contested_at decided_by decided_at deferred_reason"),
     ),
     "consequence_deliveries": Table(
         "keep",
@@ -320,6 +320,12 @@ DATA_MAP: dict[str, Table] = {
         {"user_id": _REKEY},
         _facts("id kind source_id cents stripe_cents ledger_cents details created_at resolved_at resolved_by")
         | _facts("resolution"),
+    ),
+    "disputes": Table(
+        "keep",
+        "a card dispute on a deposit: a money fact",
+        {"user_id": _REKEY},
+        _facts("id payment_intent_id amount_cents status opened_at closed_at"),
     ),
     "audit_log": Table(
         "keep",

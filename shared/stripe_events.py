@@ -29,6 +29,7 @@ DISPUTE_STEPS = {
     "charge.dispute.funds_reinstated": "won",
     "charge.dispute.closed": None,
 }
+CLOSED_STEPS = {"won": "won", "lost": "lost", "warning_closed": "won", "prevented": "won"}
 # Every event the endpoint must receive, and nothing else: deploy.sh configures the Stripe
 # webhook endpoint with exactly this list (README, "Money"), and _apply handles each.
 HANDLED_EVENTS: tuple[str, ...] = ("payment_intent.succeeded", *REFUND_EVENTS, *DISPUTE_STEPS, "transfer.reversed")
@@ -257,7 +258,10 @@ def _refund(conn: db.Connection, refund: dict[str, Any]) -> str:
 
 def _dispute(conn: db.Connection, event_type: str, dispute: dict[str, Any]) -> str:
     """A chargeback on a deposit: held out of what the user can use, then lost or won."""
-    step = DISPUTE_STEPS[event_type] or {"won": "won", "lost": "lost"}.get(str(dispute.get("status")))
+    # A closed dispute ends as won or lost; an inquiry closed without a chargeback (warning_closed)
+    # or a prevented dispute gives back what was held, as a win does.
+    closes = DISPUTE_STEPS[event_type] is None
+    step = DISPUTE_STEPS[event_type] or CLOSED_STEPS.get(str(dispute.get("status")))
     intent, amount = dispute.get("payment_intent"), dispute.get("amount")
     if step is None or not isinstance(amount, int) or amount <= 0 or not intent:
         return "ignored"
@@ -268,8 +272,8 @@ def _dispute(conn: db.Connection, event_type: str, dispute: dict[str, Any]) -> s
     if owner is None:
         return "parked"  # the payment has not arrived yet
     moved = conn.execute(
-        "select app.record_dispute(%s, %s, %s, %s, %s) as cents",
-        [dispute.get("id"), owner["user_id"], intent, amount, step],
+        "select app.record_dispute(%s, %s, %s, %s, %s, %s) as cents",
+        [dispute.get("id"), owner["user_id"], intent, amount, step, closes],
     ).fetchone()
     _logger.info("dispute step", extra={"fields": {"dispute_id": dispute.get("id"), "step": step}})
     return f"dispute_{step}" if moved and moved["cents"] else f"dispute_{step}_nothing_to_move"

@@ -334,9 +334,17 @@ def test_charged_back_stake_is_not_paid_to_charity(providers: Providers, owner: 
     overdue_goal(owner, goal)
     deadlines.run()
     assert providers.stripe.objects.get("transfer", []) == []  # nothing the platform no longer holds
-    assert owner.execute(
-        "select count(*) as n from public.consequences where consequence_type = 'monetary'"
-    ).fetchone() == {"n": 0}
+    # The goal's consequence owes the stake the dispute holds, and waits for the dispute to close.
+    waiting = owner.execute(
+        "select execution_status::text as status, deferred_reason from public.consequences"
+        " where consequence_type = 'monetary'"
+    ).fetchone()
+    assert waiting is not None and waiting["status"] == "pending" and "dispute" in waiting["deferred_reason"]
+    _event("charge.dispute.closed", _dispute("dp_1", "pi_cb", 3000, "lost"), "evt_dp_closed")
+    deadlines.run()
+    assert providers.stripe.objects.get("transfer", []) == []
+    failed = owner.execute("select execution_status::text as status, last_error from public.consequences").fetchone()
+    assert failed is not None and failed["status"] == "failed" and "charged back" in failed["last_error"]
 
 
 def test_dispute_won_returns_the_money_once(providers: Providers, owner: Conn, webhook_secret: None) -> None:

@@ -251,6 +251,13 @@ TABLES: dict[str, dict[str, str]] = {
         " values ('platform_losses', 1, 'forged', 'x')",
         "snapshot": "select * from public.platform_entries order by id",
     },
+    "disputes": {
+        "select": "select id from public.disputes",
+        "update": "update public.disputes set status = 'won'",
+        "delete": "delete from public.disputes",
+        "insert": "insert into public.disputes (id, payment_intent_id, amount_cents) values ('du_forged', 'pi_x', 1)",
+        "snapshot": "select * from public.disputes order by id",
+    },
     "money_items": {
         "select": "select id from public.money_items",
         "update": "update public.money_items set resolved_at = now(), resolution = 'x'",
@@ -444,6 +451,7 @@ OWNER_EXPECTED = {
     # The platform's books and the operators' money items are the service's alone (issue 18).
     "stripe_movements": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "platform_entries": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "disputes": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "money_items": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "reconciliation_runs": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
 }

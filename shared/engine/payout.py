@@ -27,7 +27,10 @@ def transfer(row: Consequence, owner: str) -> str:
     # only earmarked money ever moves.
     amount = row.earmarked_cents
     if amount <= 0:
-        raise Permanent("insufficient_funds: the goal no longer holds anything for this share")
+        # Why the money is short, when we know it (a card dispute that took it was lost).
+        raise Permanent(
+            f"insufficient_funds: {row.deferred_reason or 'the goal no longer holds anything for this share'}"
+        )
     charity = str(row.charity_destination)
     metadata = {
         "consequence_id": str(row.id),

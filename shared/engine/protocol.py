@@ -68,11 +68,14 @@ def execute(consequence_id: UUID, owner: str | None = None) -> ExecutionResult:
             raise not_found("no such consequence")
         if current.execution_status in ("completed", "failed"):
             return _result(current, "already_done")
+        details = {"execution_status": current.execution_status, "next_attempt_at": current.next_attempt_at.isoformat()}
+        if current.deferred_reason and current.execution_status == "pending":
+            details["deferred_reason"] = current.deferred_reason
         raise ApiError(
             409,
             "in_progress",
             "this consequence is being executed or is waiting for its retry time",
-            {"execution_status": current.execution_status, "next_attempt_at": current.next_attempt_at.isoformat()},
+            details,
         )
     log_fields = {
         "consequence_id": str(consequence_id),

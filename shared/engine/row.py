@@ -29,6 +29,7 @@ class Consequence:
     provider_reference: str | None
     last_error: str | None
     earmarked_cents: int
+    deferred_reason: str | None
 
     @classmethod
     def of(cls, **columns: Any) -> Consequence:

@@ -180,8 +180,10 @@ begin
     returning g.id, g.user_id, g.charity_destination, g.major_kompromat_id, m.id as checkpoint_id
   ), facts as (
     select f.*,
-           -- The rest of the stake: what is reserved, less what unfinished shares are owed.
-           app.goal_reserved_cents(f.id) - app.goal_owed_cents(f.id) as reserved_cents,
+           -- The rest of the stake: what is reserved (or held by an open dispute, which may give it
+           -- back), less what unfinished shares are owed.
+           app.goal_reserved_cents(f.id) + app.goal_disputed_cents(f.id) - app.goal_owed_cents(f.id)
+             as reserved_cents,
            exists (select 1 from public.contacts c
                    where c.user_id = f.user_id and c.verified and c.declined_at is null
                      and 'consequence_target' = any (c.role)) as has_targets,
@@ -252,6 +254,17 @@ begin
   end if;
   if v_c.consequence_type = 'monetary' and v_c.provider_reference is null and v_c.earmarked_cents = 0 then
     perform 1 from public.goals g where g.id = v_c.goal_id for update;
+    -- Money an open card dispute holds is neither the user's nor the charity's yet: the payout
+    -- waits for the dispute to close (app.record_dispute makes it due again), checked hourly.
+    if app.goal_disputed_cents(v_c.goal_id) > 0 then
+      update public.consequences
+      set execution_status = 'pending', attempts = attempts - 1, lease_owner = null, lease_expires_at = null,
+          next_attempt_at = now() + interval '1 hour',
+          deferred_reason = 'the money for it is held by an open card dispute; it waits until the dispute closes'
+      where id = v_c.id;
+      perform app.audit('consequence', v_c.id, 'deferred', v_c.user_id, jsonb_build_object('reason', 'dispute_open'));
+      return;
+    end if;
     v_cap := app.goal_reserved_cents(v_c.goal_id) - coalesce((
       select sum(c.earmarked_cents) from public.consequences c
       where c.goal_id = v_c.goal_id and c.id <> v_c.id), 0);

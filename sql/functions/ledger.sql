@@ -134,14 +134,78 @@ begin
 end
 $$;
 
--- Applies one step of a dispute on a deposit, once per step (references are unique):
---   held: the amount leaves available first, then the newest goals' reservations (never
---         below their earmarks), into disputed. What is already paid out cannot be held:
---         that part is audited for the operators as a dispute after payout.
+-- What open disputes hold of a goal's money: the amounts their holds took from its reserve.
+create or replace function app.goal_disputed_cents(p_goal_id uuid) returns bigint
+language sql stable security definer
+set search_path = ''
+as $$
+  select coalesce(sum(le.amount_cents), 0)::bigint
+  from public.ledger_entries le
+  join public.disputes d on d.status = 'open' and le.reference like 'dispute:' || d.id || ':held%'
+  where le.goal_id = p_goal_id and le.entry_type = 'dispute_held'
+$$;
+
+-- Where a dispute's hold came from, goal by goal (what came from available has no goal).
+create or replace function private.dispute_goal_takings(p_dispute_id text)
+returns table (goal_id uuid, cents bigint)
+language sql stable
+set search_path = ''
+as $$
+  select le.goal_id, sum(le.amount_cents)::bigint
+  from public.ledger_entries le
+  where le.reference like 'dispute:' || p_dispute_id || ':held%' and le.entry_type = 'dispute_held'
+    and le.goal_id is not null
+  group by le.goal_id
+$$;
+
+-- Money Stripe gives back for a dispute (p_cents in all) goes where it was taken from: back to a
+-- goal's reserve while the goal is open, or as far as a closed goal's unfinished consequences are
+-- still owed; only what no goal needs becomes available. p_from_disputed: the money was still
+-- held (the disputed bucket shrinks), rather than withdrawn and now returned by Stripe.
+create or replace function private.reinstate_dispute(
+  p_dispute_id text, p_user_id uuid, p_payment_intent_id text, p_cents bigint, p_from_disputed boolean
+) returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_left bigint := p_cents;
+  v_taking record;
+  v_status public.goal_status;
+  v_back bigint;
+begin
+  for v_taking in select * from private.dispute_goal_takings(p_dispute_id) t order by t.goal_id loop
+    exit when v_left <= 0;
+    select g.status into v_status from public.goals g where g.id = v_taking.goal_id for update;
+    v_back := least(v_taking.cents, v_left);
+    if v_status is distinct from 'active' then
+      v_back := least(v_back, greatest(app.goal_owed_cents(v_taking.goal_id)
+                                       - app.goal_reserved_cents(v_taking.goal_id), 0));
+    end if;
+    if v_back > 0 then
+      perform app.ledger_post(p_user_id, 'dispute_reinstated', v_back, 0, v_back, 0,
+        'dispute:' || p_dispute_id || ':won:goal:' || v_taking.goal_id, v_taking.goal_id, null,
+        p_payment_intent_id, case when p_from_disputed then -v_back else 0 end);
+      v_left := v_left - v_back;
+    end if;
+  end loop;
+  if v_left > 0 then
+    perform app.ledger_post(p_user_id, 'dispute_reinstated', v_left, v_left, 0, 0,
+      'dispute:' || p_dispute_id || ':won', null, null, p_payment_intent_id,
+      case when p_from_disputed then -v_left else 0 end);
+  end if;
+end
+$$;
+
+-- One step of a dispute's money, once per step (references are unique):
+--   held: the amount leaves available first, then goals' reserves beyond what their unfinished
+--         consequences are owed (newest goals first), and only then, with an operator item, money
+--         those consequences are owed (never what is earmarked for a payout under way). What is
+--         already paid out cannot be held: that part is audited as a dispute after payout.
 --   lost: what is held is debited for good (Stripe withdrew the funds).
---   won:  what is held returns to available; funds already withdrawn come back once.
+--   won:  what is held goes back where it came from; funds already withdrawn come back once.
 -- Returns the cents moved by this step.
-create or replace function app.record_dispute(
+create or replace function private.dispute_step(
   p_dispute_id text, p_user_id uuid, p_payment_intent_id text, p_amount_cents bigint, p_step text
 ) returns bigint
 language plpgsql security definer
@@ -153,6 +217,8 @@ declare
   v_left bigint := p_amount_cents;
   v_held bigint;
   v_lost bigint;
+  v_owed_taken bigint := 0;
+  v_owed_goals jsonb := '[]'::jsonb;
   v_taking record;
   v_withdrawn boolean;
   v_was_held boolean;
@@ -168,7 +234,7 @@ begin
                            and details ->> 'dispute_id' = p_dispute_id);
   if p_step = 'lost' and not v_withdrawn and not v_was_held then
     -- Funds withdrawn before the dispute's creation arrived: hold first, then lose.
-    perform app.record_dispute(p_dispute_id, p_user_id, p_payment_intent_id, p_amount_cents, 'held');
+    perform private.dispute_step(p_dispute_id, p_user_id, p_payment_intent_id, p_amount_cents, 'held');
     select coalesce(sum(disputed_delta), 0) into v_held from public.ledger_entries
     where stripe_object_id = p_payment_intent_id and reference like 'dispute:' || p_dispute_id || '%';
   end if;
@@ -182,12 +248,27 @@ begin
         'dispute:' || p_dispute_id || ':held', null, null, p_payment_intent_id, v_take);
       v_left := v_left - v_take;
     end if;
-    for v_taking in select * from private.reserved_takings(p_user_id, v_left) loop
+    for v_taking in select * from private.reserved_takings(p_user_id, v_left, true) loop
       perform app.ledger_post(p_user_id, 'dispute_held', v_taking.cents, 0, -v_taking.cents, 0,
         'dispute:' || p_dispute_id || ':held:goal:' || v_taking.goal_id, v_taking.goal_id, null,
         p_payment_intent_id, v_taking.cents);
       v_left := v_left - v_taking.cents;
     end loop;
+    -- Money unfinished consequences are owed: Stripe has it no longer, so the books must say so,
+    -- but a person looks at it, and those consequences wait for the dispute (claim_consequence).
+    for v_taking in select * from private.reserved_takings(p_user_id, v_left, false) loop
+      perform app.ledger_post(p_user_id, 'dispute_held', v_taking.cents, 0, -v_taking.cents, 0,
+        'dispute:' || p_dispute_id || ':held:owed:' || v_taking.goal_id, v_taking.goal_id, null,
+        p_payment_intent_id, v_taking.cents);
+      v_left := v_left - v_taking.cents;
+      v_owed_taken := v_owed_taken + v_taking.cents;
+      v_owed_goals := v_owed_goals || to_jsonb(v_taking.goal_id::text);
+    end loop;
+    if v_owed_taken > 0 then
+      perform app.raise_money_item('dispute_takes_owed', p_dispute_id, v_owed_taken, p_user_id,
+        jsonb_build_object('payment_intent', p_payment_intent_id, 'goals', v_owed_goals,
+          'why', 'a card dispute took money that unfinished consequences are owed; they wait until it closes'));
+    end if;
     if v_left > 0 then
       perform app.audit('dispute', null, 'dispute_after_payout', p_user_id, jsonb_build_object(
         'dispute_id', p_dispute_id, 'payment_intent', p_payment_intent_id, 'uncovered_cents', v_left));
@@ -216,11 +297,10 @@ begin
     return v_take;
   elsif p_step = 'won' then
     if v_held > 0 then
-      perform app.ledger_post(p_user_id, 'dispute_reinstated', v_held, v_held, 0, 0,
-        'dispute:' || p_dispute_id || ':won', null, null, p_payment_intent_id, -v_held);
+      perform private.reinstate_dispute(p_dispute_id, p_user_id, p_payment_intent_id, v_held, true);
     else
-      -- The funds were withdrawn and now come back, once: what the user lost returns to
-      -- available, what the platform lost returns to its loss account.
+      -- The funds were withdrawn and now come back, once: what the user lost returns where it
+      -- came from, what the platform lost returns to its loss account.
       -- Stripe returns what it withdrew (the amount of the withdrawal, whatever this event says).
       select coalesce(-sum(amount_cents), 0) into v_lost from public.stripe_movements
       where reference = 'dispute:' || p_dispute_id || ':withdrawn';
@@ -231,8 +311,7 @@ begin
       select coalesce(sum(amount_cents), 0) into v_held from public.ledger_entries
       where stripe_object_id = p_payment_intent_id and reference = 'dispute:' || p_dispute_id || ':lost';
       if v_held > 0 then
-        perform app.ledger_post(p_user_id, 'dispute_reinstated', v_held, v_held, 0, 0,
-          'dispute:' || p_dispute_id || ':won', null, null, p_payment_intent_id, 0);
+        perform private.reinstate_dispute(p_dispute_id, p_user_id, p_payment_intent_id, v_held, false);
       end if;
       select coalesce(-sum(amount_cents), 0) into v_lost from public.platform_entries
       where reference = 'loss:dispute:' || p_dispute_id;
@@ -246,6 +325,55 @@ begin
     raise exception using errcode = '22023', message = 'unknown dispute step';
   end if;
   return v_held;
+end
+$$;
+
+-- A dispute's event, once per step (see private.dispute_step), and its life: open from the first
+-- event, closed when Stripe returns the funds (won) or closes it (p_closes: won, or lost). A user
+-- who disputes a charge while committed (an active goal, an unfinished consequence) is an operator
+-- item. When it closes, the consequences that waited for it are due again: a won dispute's money is
+-- back where it was taken from; a lost one's is gone, and they run with what is left or fail with
+-- the reason.
+drop function if exists app.record_dispute(text, uuid, text, bigint, text);
+create or replace function app.record_dispute(
+  p_dispute_id text, p_user_id uuid, p_payment_intent_id text, p_amount_cents bigint, p_step text,
+  p_closes boolean default false
+) returns bigint
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_moved bigint;
+  v_dispute public.disputes;
+  v_outcome text := case when p_step = 'won' then 'won' when p_closes and p_step = 'lost' then 'lost' end;
+begin
+  insert into public.disputes (id, user_id, payment_intent_id, amount_cents)
+  values (p_dispute_id, p_user_id, p_payment_intent_id, p_amount_cents)
+  on conflict (id) do nothing
+  returning * into v_dispute;
+  if v_dispute.id is not null and private.user_is_committed(p_user_id) then
+    perform app.raise_money_item('dispute_while_committed', p_dispute_id, p_amount_cents, p_user_id,
+      jsonb_build_object('payment_intent', p_payment_intent_id,
+        'why', 'the user disputed a card payment while an active goal or an unfinished consequence holds them'));
+  end if;
+  v_moved := private.dispute_step(p_dispute_id, p_user_id, p_payment_intent_id, p_amount_cents, p_step);
+  if v_outcome is not null then
+    update public.disputes set status = v_outcome, closed_at = coalesce(closed_at, now())
+    where id = p_dispute_id and status <> v_outcome
+    returning * into v_dispute;
+    if found then
+      update public.consequences c
+      set next_attempt_at = now(),
+          deferred_reason = case when v_outcome = 'won' then null
+                                 else 'the card payment behind this money was charged back (dispute lost)' end
+      where c.goal_id in (select t.goal_id from private.dispute_goal_takings(p_dispute_id) t)
+        and c.consequence_type = 'monetary' and c.provider_reference is null
+        and c.execution_status in ('held', 'pending', 'executing');
+      perform app.audit('dispute', null, 'dispute_' || v_outcome, p_user_id,
+        jsonb_build_object('dispute_id', p_dispute_id, 'amount_cents', p_amount_cents));
+    end if;
+  end if;
+  return v_moved;
 end
 $$;
 
@@ -399,7 +527,11 @@ $$;
 -- Where money taken back from a user's reserved funds comes from: the newest goals first,
 -- each never below what its unfinished consequences have earmarked. Locks those goals.
 -- Returns (goal, cents) rows that add up to at most p_amount_cents.
-create or replace function private.reserved_takings(p_user_id uuid, p_amount_cents bigint)
+-- p_spare_owed: also leave what unfinished consequences are owed (held, contested, pending), not
+-- only what is earmarked.
+drop function if exists private.reserved_takings(uuid, bigint);
+create or replace function private.reserved_takings(p_user_id uuid, p_amount_cents bigint,
+                                                    p_spare_owed boolean default false)
 returns table (goal_id uuid, cents bigint)
 language plpgsql security definer
 set search_path = ''
@@ -409,14 +541,14 @@ declare
   v_goal record;
 begin
   for v_goal in
-    select g.id, app.goal_reserved_cents(g.id) - coalesce((
-             select sum(c.earmarked_cents) from public.consequences c where c.goal_id = g.id), 0) as free
+    select g.id, app.goal_reserved_cents(g.id) - case when p_spare_owed then app.goal_owed_cents(g.id) else coalesce((
+             select sum(c.earmarked_cents) from public.consequences c where c.goal_id = g.id), 0) end as free
     from public.goals g
     where g.user_id = p_user_id and app.goal_reserved_cents(g.id) > 0
     order by g.activated_at desc nulls last, g.created_at desc
     for update of g
   loop
-    exit when v_left = 0;
+    exit when v_left <= 0;
     continue when v_goal.free <= 0;
     goal_id := v_goal.id;
     cents := least(v_left, v_goal.free);
@@ -480,7 +612,8 @@ $$;
 
 grant execute on function
   app.ledger_post(uuid, public.ledger_entry_type, bigint, bigint, bigint, bigint, text, uuid, uuid, text, bigint),
-  app.record_dispute(text, uuid, text, bigint, text),
+  app.record_dispute(text, uuid, text, bigint, text, boolean),
+  app.goal_disputed_cents(uuid),
   app.credit_deposit(uuid, bigint, text, bigint),
   app.goal_reserved_cents(uuid),
   app.release_stake(uuid),
@@ -505,4 +638,6 @@ create constraint trigger ledger_entries_goal_money
   for each row when (new.goal_id is not null and new.forfeited_delta <> 0) execute function private.check_goal_money();
 
 revoke all on function private.check_goal_money() from public;
-revoke all on function private.reserved_takings(uuid, bigint) from public;
+revoke all on function private.reserved_takings(uuid, bigint, boolean), private.dispute_goal_takings(text),
+  private.reinstate_dispute(text, uuid, text, bigint, boolean),
+  private.dispute_step(text, uuid, text, bigint, text) from public;

@@ -203,6 +203,11 @@ DATA_MAP: dict[str, Table] = {
             for c in ["id", "submission_id", "contact_id", "created_at", "expires_at", "used_at", "verdict", "comment"]
         },
     ),
+    "proof_matches": Table(
+        "delete",
+        "which earlier proof a reuse check matched (cascade with the submission)",
+        _all("submission_id earlier_submission_id check_name found_at", "a proof's match"),
+    ),
     "grading_requests": Table(
         "delete",
         "rate-limit bookkeeping",

@@ -347,6 +347,8 @@ def _proof_checks(sub: Submission) -> tuple[dict[str, str], dict[str, Any] | Non
         "submitted_at": sub.submitted_at,
     }
     with db.as_service() as conn:
+        # A match found by an earlier grading of this submission is found again, or is no more.
+        conn.execute("delete from public.proof_matches where submission_id = %s", [sub.id])
 
         def earlier(column: str) -> UUID | None:
             if getattr(sub, column) is None:
@@ -361,7 +363,7 @@ def _proof_checks(sub: Submission) -> tuple[dict[str, str], dict[str, Any] | Non
         exact = earlier("proof_sha256")
         checks["exact_reuse"] = "not_run" if sub.proof_sha256 is None else "matched" if exact else "clear"
         if exact is not None:
-            return checks, _reused(exact, "this proof was already submitted before")
+            return checks, _reused(conn, sub, exact, "exact_reuse", "this proof was already submitted before")
         if sub.proof_phash is None:
             checks["near_reuse"] = "not_run" if sub.proof_sha256 is None else "not_an_image_we_hash"
         else:
@@ -371,14 +373,18 @@ def _proof_checks(sub: Submission) -> tuple[dict[str, str], dict[str, Any] | Non
             ).fetchone()
             checks["near_reuse"] = f"matched ({near['distance']} of 64 bits differ)" if near else "clear"
             if near is not None:
-                return checks, _reused(near["id"], "a near-identical image was already submitted before")
+                return checks, _reused(
+                    conn, sub, near["id"], "near_reuse", "a near-identical image was already submitted before"
+                )
         if sub.submission_type == "url":
             page = earlier("proof_text_sha256")
             checks["page_content"] = (
                 "too_little_text_to_compare" if sub.proof_text_sha256 is None else "matched" if page else "clear"
             )
             if page is not None:
-                return checks, _reused(page, "a page with the same text was already submitted before")
+                return checks, _reused(
+                    conn, sub, page, "page_content", "a page with the same text was already submitted before"
+                )
     stamp = sub.proof_taken_at
     if stamp is None:
         checks["capture_time"] = "no_exif_time"
@@ -394,8 +400,16 @@ def _proof_checks(sub: Submission) -> tuple[dict[str, str], dict[str, Any] | Non
     return checks, None
 
 
-def _reused(earlier: UUID, what: str) -> dict[str, Any]:
-    return {"reason": f"{what}; a person will look at it", "reused_submission_id": str(earlier)}
+def _reused(conn: db.Connection, sub: Submission, earlier: UUID, check: str, what: str) -> dict[str, Any]:
+    """The finding the owner reads says the proof was seen before, never whose: the earlier
+    submission goes to `proof_matches`, which only the service (operator_review) reads."""
+    conn.execute(
+        "insert into public.proof_matches (submission_id, earlier_submission_id, check_name) values (%s, %s, %s)"
+        " on conflict (submission_id) do update set earlier_submission_id = excluded.earlier_submission_id,"
+        " check_name = excluded.check_name, found_at = now()",
+        [sub.id, earlier, check],
+    )
+    return {"reason": f"{what}; a person will look at it", "reused": True}
 
 
 def _witness_fell_silent(submission_id: UUID) -> bool:
@@ -758,7 +772,8 @@ def witness_proof(body: WitnessProofRequest) -> WitnessProof:
 # Vouching
 # -----------------------------------------------------------------------------
 def vouch(submission_id: UUID, voucher: UUID) -> GradeResponse:
+    """The voucher learns that a person will look, and nothing of the owner's proof or its grading."""
     with db.as_service() as conn:
         conn.execute("select app.record_vouch(%s, %s, %s)", [submission_id, voucher, get_settings().vouches_per_day])
     notifications.send_queued_about([submission_id])
-    return _view(_load(submission_id), cached=False)
+    return GradeResponse(submission_id=submission_id, status="needs_review", result={"vouched_by": str(voucher)})

@@ -122,11 +122,12 @@ select s.id, s.graded_at as since, g.title as goal_title, g.grading_rubric as ru
        s.file_path, s.external_url, s.proof_sha256, s.captured_at, s.ai_analysis_result as findings,
        (select jsonb_build_object('submission_id', e.id, 'same_user', e.user_id = s.user_id,
                                   'checkpoint_id', e.checkpoint_id, 'file_path', e.file_path,
-                                  'url', e.external_url, 'submitted_at', e.submitted_at, 'status', e.status)
-        from public.submissions e
-        where e.id::text = s.ai_analysis_result ->> 'reused_submission_id') as earlier_proof,
+                                  'url', e.external_url, 'submitted_at', e.submitted_at, 'status', e.status,
+                                  'check', m.check_name)
+        from public.proof_matches m join public.submissions e on e.id = m.earlier_submission_id
+        where m.submission_id = s.id) as earlier_proof,
        case when s.vouched_by is not null then 'vouched'
-            when s.ai_analysis_result ? 'reused_submission_id' then 'reused_proof'
+            when exists (select 1 from public.proof_matches m where m.submission_id = s.id) then 'reused_proof'
             when s.ai_analysis_result ? 'stale' then 'stale_proof'
             when coalesce((s.ai_analysis_result ->> 'witness_fallback')::boolean, false) then 'witness_fallback'
             when s.captured_at > cp.deadline then 'late_capture'

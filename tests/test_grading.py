@@ -545,7 +545,7 @@ def test_witness_fail_is_final(stack: Stack, owner: Conn, alice: UUID) -> None:
     vouch = client("grade_submission").post(
         "/", json={"action": "vouch", "submission_id": str(submission)}, headers=bearer(as_user(voucher))
     )
-    assert vouch.status_code == 409
+    assert vouch.status_code == 404  # not open for a vouch: answered as an unknown id is
     assert row(owner, submission)["status"] == "failed"
 
 
@@ -654,7 +654,8 @@ def test_a_vouch_moves_an_ai_fail_to_human_review_once(stack: Stack, owner: Conn
     ).fetchone()
     assert recorded == {"vouched_by": friend, "status": "needs_review"}
     assert row(owner, submission)["checkpoint"] == "pending"
-    assert _vouch(submission, _registered(owner, "other@example.org")).status_code == 409
+    assert response.json["result"] == {"vouched_by": str(friend)}  # nothing of the owner's proof or grading
+    assert _vouch(submission, _registered(owner, "other@example.org")).status_code == 404
 
 
 def test_vouches_are_limited_per_voucher_per_day(
@@ -694,7 +695,7 @@ def test_vouch_abuse_is_refused_and_changes_nothing(stack: Stack, owner: Conn, a
         " from public.submissions s where s.id = %s and checkpoints.id = s.checkpoint_id",
         [submission],
     )
-    assert _vouch(submission, _registered(owner, "late@example.org")).status_code == 409
+    assert _vouch(submission, _registered(owner, "late@example.org")).status_code == 404
     assert row(owner, submission)["status"] == before["status"] == "failed"
     assert _vouch(UUID(int=3), _registered(owner, "ghost@example.org")).status_code == 404
     assert (
@@ -706,7 +707,30 @@ def test_vouch_abuse_is_refused_and_changes_nothing(stack: Stack, owner: Conn, a
 def test_vouch_only_for_ai_fails(stack: Stack, owner: Conn, alice: UUID) -> None:
     passed = file_submission(owner, stack, alice, PNG)
     grade(passed, as_user(alice))
-    assert _vouch(passed, _registered(owner, "friend@example.org")).status_code == 409
+    assert _vouch(passed, _registered(owner, "friend@example.org")).status_code == 404
+
+
+def test_vouch_answers_every_id_it_cannot_take_alike(stack: Stack, owner: Conn, alice: UUID) -> None:
+    """A stranger probing ids learns nothing: an unknown id, a passed submission, one already vouched
+    for and one past its deadline get the same 404, word for word."""
+    prober = _registered(owner, "prober@example.org")
+    passed = file_submission(owner, stack, alice, PNG)
+    grade(passed, as_user(alice))
+    stack.gemini.script = [FAIL, FAIL]
+    vouched = file_submission(owner, stack, alice, picture(201), path="p/1.png")
+    late = file_submission(owner, stack, alice, picture(202), path="p/2.png")
+    for failed in (vouched, late):
+        assert grade(failed, as_user(alice)).json["status"] == "failed"
+    assert _vouch(vouched, _registered(owner, "friend@example.org")).status_code == 200
+    owner.execute(
+        "update public.checkpoints set deadline = now() - interval '1 second'"
+        " from public.submissions s where s.id = %s and checkpoints.id = s.checkpoint_id",
+        [late],
+    )
+    answers = [_vouch(s, prober) for s in (UUID(int=7), passed, vouched, late)]
+    assert {a.status_code for a in answers} == {404}
+    assert len({json.dumps(a.json, sort_keys=True) for a in answers}) == 1
+    assert str(alice) not in answers[0].text
 
 
 def test_grading_requests_are_limited_per_submission_and_per_user(

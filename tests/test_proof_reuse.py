@@ -31,6 +31,14 @@ from tests.test_grading import stack as stack
 Conn = psycopg.Connection[dict[str, Any]]
 
 
+def matched(owner: Conn, submission: UUID) -> UUID | None:
+    """The earlier submission a reuse check matched: the service's record, never the owner's."""
+    row = owner.execute(
+        "select earlier_submission_id from public.proof_matches where submission_id = %s", [submission]
+    ).fetchone()
+    return row["earlier_submission_id"] if row else None
+
+
 def _second_checkpoint_submission(owner: Conn, stack: Stack, user: UUID, content: bytes, path: str) -> UUID:
     return file_submission(owner, stack, user, content, path=path)
 
@@ -46,7 +54,7 @@ def test_the_same_file_for_a_second_checkpoint_goes_to_a_person_and_the_model_ne
     again = _second_checkpoint_submission(owner, stack, alice, PNG, "c/2.png")
     answer = grade(again, as_user(alice))
     assert answer.status_code == 200 and answer.json["status"] == "needs_review"
-    assert answer.json["result"]["reused_submission_id"] == str(first)
+    assert answer.json["result"]["reused"] is True and matched(owner, again) == first
     assert len(stack.gemini.calls) == 1  # never sent to the model
     assert row(owner, again)["checkpoint"] == "pending"  # protected, not failed
     assert "a person will look" in stack.sendgrid.text(stack.sendgrid.mails[-1])
@@ -108,7 +116,7 @@ def test_a_resized_re_encoded_copy_goes_to_a_person_and_the_model_never_sees_it(
     again = file_submission(owner, stack, alice, copy, path="r/2.webp")
     answer = grade(again, as_user(alice))
     assert answer.status_code == 200 and answer.json["status"] == "needs_review"
-    assert answer.json["result"]["reused_submission_id"] == str(first)
+    assert answer.json["result"]["reused"] is True and matched(owner, again) == first
     assert answer.json["result"]["checks"]["exact_reuse"] == "clear"
     assert answer.json["result"]["checks"]["near_reuse"].startswith("matched")
     assert len(stack.gemini.calls) == 1
@@ -126,7 +134,10 @@ def test_another_users_resized_image_goes_to_a_person(stack: Stack, owner: Conn)
     assert grade(theirs, as_user(alice)).json["status"] == "passed"
     copied = file_submission(owner, stack, bob, resized(PHOTO, (800, 600)), path="b.jpg")
     answer = grade(copied, as_user(bob)).json
-    assert answer["status"] == "needs_review" and answer["result"]["reused_submission_id"] == str(theirs)
+    assert answer["status"] == "needs_review" and answer["result"]["reused"] is True
+    assert matched(owner, copied) == theirs
+    # Bob learns that his photo was seen before, never whose it was, nor when or where.
+    assert str(theirs) not in str(answer) and str(alice) not in str(answer)
     [item] = _operator_items(owner)
     assert item["earlier_proof"]["same_user"] is False
     assert len(stack.gemini.calls) == 1
@@ -276,7 +287,7 @@ def test_a_page_with_the_same_text_for_a_second_checkpoint_goes_to_a_person(
     assert answer["status"] == "needs_review"
     assert answer["result"]["checks"]["exact_reuse"] == "clear"
     assert answer["result"]["checks"]["page_content"] == "matched"
-    assert answer["result"]["reused_submission_id"] == str(first)
+    assert answer["result"]["reused"] is True and matched(owner, second) == first
     assert len(stack.gemini.calls) == 1
 
 
@@ -419,7 +430,8 @@ def test_a_later_copy_never_sends_the_original_to_review(
     stack.gemini.default = PASS
     copy = file_submission(owner, stack, bob, resized(PHOTO, (640, 480)), path="o/2.jpg")
     copied = grade(copy, as_user(bob)).json
-    assert copied["status"] == "needs_review" and copied["result"]["reused_submission_id"] == str(original)
+    assert copied["status"] == "needs_review" and copied["result"]["reused"] is True
+    assert matched(owner, copy) == original
     answer = grade(original, as_user(alice)).json
     assert answer["status"] == "passed"
     assert answer["result"]["checks"]["near_reuse"] == "clear"

@@ -251,6 +251,14 @@ TABLES: dict[str, dict[str, str]] = {
         " values ('platform_losses', 1, 'forged', 'x')",
         "snapshot": "select * from public.platform_entries order by id",
     },
+    "proof_matches": {
+        "select": "select submission_id from public.proof_matches",
+        "update": "update public.proof_matches set check_name = 'near_reuse'",
+        "delete": "delete from public.proof_matches",
+        "insert": "insert into public.proof_matches (submission_id, check_name)"
+        " select id, 'exact_reuse' from public.submissions limit 1",
+        "snapshot": "select * from public.proof_matches order by submission_id",
+    },
     "disputes": {
         "select": "select id from public.disputes",
         "update": "update public.disputes set status = 'won'",
@@ -451,6 +459,7 @@ OWNER_EXPECTED = {
     # The platform's books and the operators' money items are the service's alone (issue 18).
     "stripe_movements": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "platform_entries": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
+    "proof_matches": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "disputes": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "money_items": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},
     "reconciliation_runs": {"select": "denied", "update": "denied", "delete": "denied", "insert": "denied"},

@@ -103,36 +103,29 @@ declare
   v_voucher_email text;
   v_voucher_confirmed timestamptz;
 begin
-  select * into v_sub from public.submissions where id = p_submission_id for update;
-  if not found then
-    raise exception using errcode = 'P0002', message = 'submission not found';
-  end if;
-  select cp.deadline into v_deadline from public.checkpoints cp where cp.id = v_sub.checkpoint_id;
-  if p_voucher = v_sub.user_id then
-    raise exception using errcode = '42501', message = 'you cannot vouch for your own submission';
-  end if;
-  if v_sub.vouched_by is not null then
-    raise exception using errcode = '55000', message = 'this submission has already been vouched for';
-  end if;
-  if v_sub.status <> 'failed' or v_sub.human_verdict is not null or v_sub.ai_analysis_result is null then
-    raise exception using errcode = '55000', message = 'only a submission the AI grader failed can be vouched for';
-  end if;
-  if now() > v_deadline then
-    raise exception using errcode = '55000', message = 'the checkpoint deadline has passed; it is too late to vouch';
-  end if;
-  select u.email into v_owner_email from public.users u where u.id = v_sub.user_id;
+  -- Who the voucher is and how often they vouched are checked before any submission is looked at;
+  -- then an unknown id and one that is not open for a vouch (not an AI fail, already vouched for,
+  -- past its deadline) get the same answer, so ids cannot be probed for their state.
   select u.email, a.email_confirmed_at into v_voucher_email, v_voucher_confirmed
   from public.users u join auth.users a on a.id = u.id where u.id = p_voucher
   for update of u;  -- one voucher's vouches are counted one after another
   if v_voucher_email is null or v_voucher_confirmed is null then
     raise exception using errcode = '42501', message = 'only a registered user with a confirmed email can vouch';
   end if;
-  if private.mailbox(v_voucher_email) = private.mailbox(v_owner_email) then
-    raise exception using errcode = '42501', message = 'you cannot vouch for your own submission';
-  end if;
   if (select count(*) from public.submissions s
       where s.vouched_by = p_voucher and s.vouched_at > now() - interval '1 day') >= p_daily_limit then
     raise exception using errcode = 'TI003', message = 'you have vouched as often as a day allows; try again tomorrow';
+  end if;
+  select * into v_sub from public.submissions where id = p_submission_id for update;
+  select cp.deadline into v_deadline from public.checkpoints cp where cp.id = v_sub.checkpoint_id;
+  if v_sub.id is null or v_sub.vouched_by is not null or v_sub.status <> 'failed'
+     or v_sub.human_verdict is not null or v_sub.ai_analysis_result is null or now() > v_deadline then
+    raise exception using errcode = 'P0002',
+      message = 'no submission open for a vouch has this id: only an AI fail, before its deadline, once';
+  end if;
+  select u.email into v_owner_email from public.users u where u.id = v_sub.user_id;
+  if p_voucher = v_sub.user_id or private.mailbox(v_voucher_email) = private.mailbox(v_owner_email) then
+    raise exception using errcode = '42501', message = 'you cannot vouch for your own submission';
   end if;
   update public.submissions set vouched_by = p_voucher, vouched_at = now() where id = p_submission_id;
   perform app.audit('submission', p_submission_id, 'vouched', v_sub.user_id,

@@ -81,6 +81,8 @@ class ReviewItem(BaseModel):
         "missing_at_stripe",
         "amount_differs",
         "unknown_transaction",
+        "dispute_while_committed",
+        "dispute_takes_owed",
     ] = Field(
         description="How it came to a person: a vouch, a silent witness, proof captured late in an outage,"
         " proof seen before (reused) or made before the goal began (stale),"
@@ -107,7 +109,12 @@ class ReviewItem(BaseModel):
 
 
 class ReviewList(BaseModel):
-    items: list[ReviewItem]
+    items: list[ReviewItem] = Field(description="What this operator may decide, oldest first")
+    own_cases: list[ReviewItem] = Field(
+        default_factory=list,
+        description="The operator's own submissions, consequences and money items: listed apart, for"
+        " another operator to decide (deciding one is refused with 403)",
+    )
 
 
 class Decision(BaseModel):
@@ -117,7 +124,7 @@ class Decision(BaseModel):
 
 
 _SUBMISSIONS = """
-select s.id, s.graded_at as since, g.title as goal_title, g.grading_rubric as rubric,
+select s.id, s.user_id, s.graded_at as since, g.title as goal_title, g.grading_rubric as rubric,
        cp.title as checkpoint_title, cp.deadline, s.submitted_at, s.submission_type::text as proof_type,
        s.file_path, s.external_url, s.proof_sha256, s.captured_at, s.ai_analysis_result as findings,
        (select jsonb_build_object('submission_id', e.id, 'same_user', e.user_id = s.user_id,
@@ -137,7 +144,7 @@ join public.goals g on g.id = cp.goal_id
 where s.status = 'needs_review' order by s.graded_at nulls first limit %s"""
 
 _CONSEQUENCES = """
-select c.id, c.contested_at as since, g.title as goal_title, c.consequence_type::text as consequence_type,
+select c.id, c.user_id, c.contested_at as since, g.title as goal_title, c.consequence_type::text as consequence_type,
        (c.monetary_amount * 100)::bigint as amount_cents, c.contest_reason,
        k.file_type as kompromat_type, k.size_bytes as kompromat_bytes
 from public.consequences c join public.goals g on g.id = c.goal_id
@@ -146,13 +153,14 @@ where c.contest_status = 'contested' and c.execution_status = 'held' order by c.
 
 
 _MONEY = """
-select id, created_at as since, kind::text as why, coalesce(details ->> 'stripe_object', source_id) as source_id,
+select id, user_id, created_at as since, kind::text as why, coalesce(details ->> 'stripe_object', source_id) as source_id,
        cents as amount_cents, stripe_cents, ledger_cents,
        details
 from public.money_items where resolved_at is null order by created_at limit %s"""
 
 
-def open_items(limit: int) -> ReviewList:
+def open_items(limit: int, operator: UUID | None = None) -> ReviewList:
+    """Open items, oldest first; the operator's own cases apart (nobody decides their own case)."""
     with db.as_service() as conn:
         submissions = conn.execute(_SUBMISSIONS, [limit]).fetchall()
         consequences = conn.execute(_CONSEQUENCES, [limit]).fetchall()
@@ -210,8 +218,10 @@ def open_items(limit: int) -> ReviewList:
             for r in money
         ]
     )
+    owners = {r["id"]: r["user_id"] for r in [*submissions, *consequences, *money]}
     items.sort(key=lambda item: item.since)
-    return ReviewList(items=items[:limit])
+    own = [item for item in items if operator is not None and owners.get(item.id) == operator]
+    return ReviewList(items=[item for item in items if item not in own][:limit], own_cases=own[:limit])
 
 
 def decide(operator: UUID, body: DecideSubmission | DecideConsequence | ResolveMoney) -> Decision:

@@ -345,3 +345,31 @@ def test_an_operator_cannot_pass_their_own_submission_or_resolve_their_own_money
         "resolved_at": None
     }
     assert _own_case_audits(owner, operator) == 2
+
+
+def test_the_queue_lists_an_operators_own_cases_apart(providers: Providers, owner: Conn) -> None:
+    """Each operator sees their own submissions and money items in `own_cases`, never among the items
+    they may decide; another operator sees them as ordinary items. Dispute items list as such."""
+    operator = f.user(owner, "self-reviewer")
+    token = mint_token(str(operator), app_metadata={"role": "operator"})
+    goal = f.goal(owner, operator, stake="5.00", checkpoints=0)
+    [final] = f.checkpoint_ids(owner, goal)
+    submission = f.submission(owner, operator, final, status="needs_review")
+    owner.execute(
+        "insert into public.money_items (kind, source_id, cents, user_id)"
+        " values ('dispute_while_committed', 'du_own', 500, %s)",
+        [operator],
+    )
+    stranger = f.user(owner, "stranger")
+    owner.execute(
+        "insert into public.money_items (kind, source_id, cents, user_id) values ('dispute_takes_owed', 'du_x', 700, %s)",
+        [stranger],
+    )
+    mine = _review(token, {"action": "list"})
+    assert mine.status_code == 200, mine.json
+    assert {(i["kind"], i["why"]) for i in mine.json["items"]} == {("money", "dispute_takes_owed")}
+    assert {(i["kind"], i["id"]) for i in mine.json["own_cases"]} >= {("submission", str(submission))}
+    assert {i["why"] for i in mine.json["own_cases"]} >= {"dispute_while_committed"}
+    _, other = _operator(owner)
+    theirs = _review(other, {"action": "list"}).json
+    assert len(theirs["items"]) == 3 and theirs["own_cases"] == []

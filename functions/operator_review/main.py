@@ -17,5 +17,5 @@ def operator_review(
     if call.caller is None or not call.caller.is_operator:
         raise forbidden("operators only")
     if isinstance(call.body, review.ListRequest):
-        return review.open_items(call.body.limit)
+        return review.open_items(call.body.limit, call.user_id)
     return review.decide(call.user_id, call.body)

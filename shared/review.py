@@ -153,8 +153,8 @@ where c.contest_status = 'contested' and c.execution_status = 'held' order by c.
 
 
 _MONEY = """
-select id, user_id, created_at as since, kind::text as why, coalesce(details ->> 'stripe_object', source_id) as source_id,
-       cents as amount_cents, stripe_cents, ledger_cents,
+select id, user_id, created_at as since, kind::text as why,
+       coalesce(details ->> 'stripe_object', source_id) as source_id, cents as amount_cents, stripe_cents, ledger_cents,
        details
 from public.money_items where resolved_at is null order by created_at limit %s"""
 

@@ -362,7 +362,8 @@ def test_the_queue_lists_an_operators_own_cases_apart(providers: Providers, owne
     )
     stranger = f.user(owner, "stranger")
     owner.execute(
-        "insert into public.money_items (kind, source_id, cents, user_id) values ('dispute_takes_owed', 'du_x', 700, %s)",
+        "insert into public.money_items (kind, source_id, cents, user_id)"
+        " values ('dispute_takes_owed', 'du_x', 700, %s)",
         [stranger],
     )
     mine = _review(token, {"action": "list"})

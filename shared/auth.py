@@ -280,8 +280,10 @@ def mint_token(
     email: str | None = None,
     secret: str | None = None,
     app_metadata: dict[str, Any] | None = None,
+    user_metadata: dict[str, Any] | None = None,
 ) -> str:
-    """Mint an HS256 token the way Supabase Auth does. For development and tests."""
+    """Mint an HS256 token the way Supabase Auth does. For development and tests. user_metadata is
+    what a user may write about themselves; app_metadata only the service."""
     import time
 
     import jwt
@@ -302,6 +304,8 @@ def mint_token(
             claims["email"] = email
         if app_metadata is not None:
             claims["app_metadata"] = app_metadata
+        if user_metadata is not None:
+            claims["user_metadata"] = user_metadata
     if secret is None and settings.supabase_jwt_secret is None:
         raise ApiError(500, "config", "SUPABASE_JWT_SECRET is not set: this project has no HS256 secret to sign with")
     key = secret if secret is not None else settings.supabase_jwt_secret.get_secret_value()  # type: ignore[union-attr]  # checked above

@@ -724,8 +724,6 @@ def witness_verdict(body: WitnessVerdictRequest) -> GradeResponse:
 def witness_proof(body: WitnessProofRequest) -> WitnessProof:
     """The proof behind an open witness link, as it was captured: never the live page or a file
     replaced since (a changed file is refused, as the grader refuses it)."""
-    import base64
-
     try:
         claims = links.read_witness_token(body.token)
     except links.LinkError as error:
@@ -743,7 +741,7 @@ def witness_proof(body: WitnessProofRequest) -> WitnessProof:
     if request["used_at"] is not None or request["expired"] or sub.status != "awaiting_witness":
         raise ApiError(409, "link_closed", "this witness link was already used or is no longer open")
     try:
-        shown = _from_capture(sub, None)  # a storage outage is a 503 with Retry-After (_download)
+        shown = show_captured(sub)  # a storage outage is a 503 with Retry-After (_download)
     except proof.ProofRefused as refused:
         raise ApiError(409, "proof_unavailable", f"the proof cannot be shown: {refused}") from None
     return WitnessProof(
@@ -756,16 +754,31 @@ def witness_proof(body: WitnessProofRequest) -> WitnessProof:
         proof_phrase=sub.proof_phrase,
         submitted_at=sub.submitted_at,
         description=sub.description,
-        proof=ProofShown(
-            kind=sub.submission_type,
-            # The file's own name: its path begins with the owner's id, which the witness has no need of.
-            source=sub.source if sub.submission_type == "url" else sub.source.rsplit("/", 1)[-1],
-            sha256=shown.sha256,
-            captured_at=sub.captured_at,
-            text=shown.text,
-            images=[f"data:{mime};base64,{base64.b64encode(data).decode()}" for data, mime in shown.blobs],
-        ),
+        proof=shown,
     )
+
+
+def show_captured(sub: Submission) -> ProofShown:
+    """A submission's proof as it was captured, for a person to judge (a witness, an operator): the
+    stored page's text, images as data: URLs of the bytes captured, a file only while its SHA-256 is
+    the one recorded. Raises proof.ProofRefused when it cannot be shown."""
+    import base64
+
+    shown = _from_capture(sub, None)
+    return ProofShown(
+        kind=sub.submission_type,
+        # The file's own name: its path begins with the owner's id, which a witness has no need of.
+        source=sub.source if sub.submission_type == "url" else sub.source.rsplit("/", 1)[-1],
+        sha256=shown.sha256,
+        captured_at=sub.captured_at,
+        text=shown.text,
+        images=[f"data:{mime};base64,{base64.b64encode(data).decode()}" for data, mime in shown.blobs],
+    )
+
+
+def load(submission_id: UUID) -> Submission:
+    """One submission with its checkpoint and goal (404 when unknown): for the service's own views."""
+    return _load(submission_id)
 
 
 # -----------------------------------------------------------------------------

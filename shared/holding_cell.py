@@ -184,11 +184,11 @@ def withdraw(user_id: UUID, request: WithdrawRequest) -> WithdrawResponse:
     with db.as_service() as conn:
         row = conn.execute("select app.begin_withdrawal(%s, %s, %s) as id", [user_id, request.amount_cents, key])
         withdrawal_id = UUID(str(row.fetchone()["id"]))  # type: ignore[index]
-    _send_refunds(user_id, withdrawal_id)
+    send_refunds(user_id, withdrawal_id)
     return _withdrawal_view(user_id, withdrawal_id)
 
 
-def _send_refunds(user_id: UUID, withdrawal_id: UUID) -> None:
+def send_refunds(user_id: UUID, withdrawal_id: UUID) -> None:
     with db.as_service() as conn:
         planned = conn.execute(
             "select id, payment_intent_id, amount_cents from public.withdrawal_refunds"
@@ -233,7 +233,7 @@ def resume_planned_refunds(limit: int = 50) -> int:
     resumed = 0
     for row in due:
         try:
-            _send_refunds(row["user_id"], row["withdrawal_id"])
+            send_refunds(row["user_id"], row["withdrawal_id"])
             resumed += 1
         except Exception:
             # One withdrawal's fault is its own: the others are resumed in this pass.

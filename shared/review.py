@@ -8,14 +8,16 @@ required reason, audited with the operator's id."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag
 
-from shared import db, notifications
-from shared.errors import forbidden
+from shared import db, grading, holding_cell, notifications, proof
+from shared.config import get_settings
+from shared.errors import forbidden, not_found
+from shared.grading import ProofShown
 from shared.log import get_logger
 from shared.notifications import html
 
@@ -43,10 +45,26 @@ class DecideConsequence(BaseModel):
     reason: Reason
 
 
+MoneyAction = Literal["note", "retry_refund", "book_outside_payment", "write_off"]
+
+
 class ResolveMoney(BaseModel):
     action: Literal["resolve_money"]
     money_item_id: UUID
     reason: Reason = Field(description="What the operator did about it (resent the transfer, wrote it off, ...)")
+    resolution: MoneyAction = Field(
+        default="note",
+        description="note: done elsewhere, as the reason says; retry_refund: refund the item's amount again"
+        " from the user's available balance, under new keys; book_outside_payment: the operator paid the user"
+        " outside Stripe; write_off: the books take Stripe's figure, the difference goes to platform_losses."
+        " Each item's `actions` lists those open to it.",
+    )
+
+
+class ShowRequest(BaseModel):
+    action: Literal["show"]
+    kind: Literal["submission", "consequence", "money"]
+    id: UUID
 
 
 def _action(value: Any) -> str:
@@ -57,7 +75,8 @@ ReviewRequest = Annotated[
     Annotated[ListRequest, Tag("list")]
     | Annotated[DecideSubmission, Tag("decide_submission")]
     | Annotated[DecideConsequence, Tag("decide_consequence")]
-    | Annotated[ResolveMoney, Tag("resolve_money")],
+    | Annotated[ResolveMoney, Tag("resolve_money")]
+    | Annotated[ShowRequest, Tag("show")],
     Discriminator(_action),
 ]
 
@@ -106,6 +125,37 @@ class ReviewItem(BaseModel):
     stripe_cents: int | None = Field(default=None, description="Money items: what Stripe's records say")
     ledger_cents: int | None = Field(default=None, description="Money items: what the ledger says")
     details: dict[str, Any] | None = None
+    age_hours: float = Field(default=0, description="How long it has waited")
+    sla_hours: float = Field(default=0, description="OPERATOR_SLA_HOURS: how long it may wait")
+    overdue: bool = Field(default=False, description="Waited longer than the SLA")
+    actions: list[str] = Field(default_factory=list, description="The decisions open to an operator")
+
+
+class ProofSide(BaseModel):
+    """One proof as it was captured, for the item view: shown as data, never as markup."""
+
+    submission_id: UUID
+    submitted_at: datetime
+    captured_at: datetime | None = None
+    status: str
+    description: str | None = None
+    same_user: bool | None = Field(default=None, description="Earlier proof: made by the same user")
+    proof: ProofShown | None = None
+    unavailable: str | None = Field(default=None, description="Why the proof cannot be shown (changed, missing)")
+
+
+class ReviewDetail(BaseModel):
+    """What a decision needs, side by side. Looking is audited."""
+
+    item: ReviewItem
+    proof: ProofSide | None = None
+    earlier_proof: ProofSide | None = Field(default=None, description="Reused proof: the earlier one it matched")
+    match: dict[str, Any] | None = Field(default=None, description="Reused proof: the check that matched, all checks")
+    stale: dict[str, Any] | None = Field(default=None, description="Stale proof: the photo's time and activation")
+    goal: dict[str, Any] | None = None
+    checkpoints: list[dict[str, Any]] | None = Field(default=None, description="Contests: each deadline, its verdicts")
+    ledger_entries: list[dict[str, Any]] | None = None
+    stripe_movements: list[dict[str, Any]] | None = None
 
 
 class ReviewList(BaseModel):
@@ -121,6 +171,7 @@ class Decision(BaseModel):
     id: UUID
     status: str
     decided: Literal["pass", "fail", "execute", "cancel", "resolved"]
+    resolution: MoneyAction | None = Field(default=None, description="Money items: the action taken")
 
 
 _SUBMISSIONS = """
@@ -141,7 +192,8 @@ select s.id, s.user_id, s.graded_at as since, g.title as goal_title, g.grading_r
             else 'grader_doubt' end as why
 from public.submissions s join public.checkpoints cp on cp.id = s.checkpoint_id
 join public.goals g on g.id = cp.goal_id
-where s.status = 'needs_review' order by s.graded_at nulls first limit %s"""
+where s.status = 'needs_review' and (%(id)s::uuid is null or s.id = %(id)s)
+order by s.graded_at nulls first limit %(limit)s"""
 
 _CONSEQUENCES = """
 select c.id, c.user_id, c.contested_at as since, g.title as goal_title, c.consequence_type::text as consequence_type,
@@ -149,22 +201,43 @@ select c.id, c.user_id, c.contested_at as since, g.title as goal_title, c.conseq
        k.file_type as kompromat_type, k.size_bytes as kompromat_bytes
 from public.consequences c join public.goals g on g.id = c.goal_id
 left join public.kompromat k on k.id = c.kompromat_id
-where c.contest_status = 'contested' and c.execution_status = 'held' order by c.contested_at limit %s"""
+where c.contest_status = 'contested' and c.execution_status = 'held' and (%(id)s::uuid is null or c.id = %(id)s)
+order by c.contested_at limit %(limit)s"""
 
 
 _MONEY = """
 select id, user_id, created_at as since, kind::text as why,
        coalesce(details ->> 'stripe_object', source_id) as source_id, cents as amount_cents, stripe_cents, ledger_cents,
-       details
-from public.money_items where resolved_at is null order by created_at limit %s"""
+       details, app.money_item_actions(kind, source_id) as actions
+from public.money_items where resolved_at is null and (%(id)s::uuid is null or id = %(id)s)
+order by created_at limit %(limit)s"""
 
 
 def open_items(limit: int, operator: UUID | None = None) -> ReviewList:
-    """Open items, oldest first; the operator's own cases apart (nobody decides their own case)."""
+    """Open items, oldest first; the operator's own cases apart (nobody decides their own case).
+    Looking is audited, as deciding is."""
+    items, owners = _items(limit, None)
+    own = [item for item in items if operator is not None and owners.get(item.id) == operator]
+    if operator is not None:
+        _audit_look(operator, "review_listed", {"items": len(items)})
+    return ReviewList(items=[item for item in items if item not in own][:limit], own_cases=own[:limit])
+
+
+def _audit_look(operator: UUID, action: str, details: dict[str, Any]) -> None:
     with db.as_service() as conn:
-        submissions = conn.execute(_SUBMISSIONS, [limit]).fetchall()
-        consequences = conn.execute(_CONSEQUENCES, [limit]).fetchall()
-        money = conn.execute(_MONEY, [limit]).fetchall()
+        conn.execute(
+            "select app.audit('review', %s, %s, %s, %s)", [details.get("id"), action, operator, db.Json(details)]
+        )
+
+
+def _items(limit: int, only: UUID | None) -> tuple[list[ReviewItem], dict[UUID, UUID | None]]:
+    params = {"limit": limit, "id": only}
+    with db.as_service() as conn:
+        submissions = conn.execute(_SUBMISSIONS, params).fetchall()
+        consequences = conn.execute(_CONSEQUENCES, params).fetchall()
+        money = conn.execute(_MONEY, params).fetchall()
+    sla = get_settings().operator_sla_hours
+    now = datetime.now(UTC)
     items = (
         [
             ReviewItem(
@@ -186,6 +259,7 @@ def open_items(limit: int, operator: UUID | None = None) -> ReviewList:
                 },
                 findings=r["findings"],
                 earlier_proof=r["earlier_proof"],
+                actions=["pass", "fail"],
             )
             for r in submissions
         ]
@@ -200,6 +274,7 @@ def open_items(limit: int, operator: UUID | None = None) -> ReviewList:
                 amount_cents=r["amount_cents"],
                 kompromat={"type": r["kompromat_type"], "bytes": r["kompromat_bytes"]} if r["kompromat_type"] else None,
                 contest_reason=r["contest_reason"],
+                actions=["execute", "cancel"],
             )
             for r in consequences
         ]
@@ -214,14 +289,108 @@ def open_items(limit: int, operator: UUID | None = None) -> ReviewList:
                 stripe_cents=r["stripe_cents"],
                 ledger_cents=r["ledger_cents"],
                 details=r["details"],
+                actions=list(r["actions"]),
             )
             for r in money
         ]
     )
     owners = {r["id"]: r["user_id"] for r in [*submissions, *consequences, *money]}
+    for item in items:
+        item.age_hours = round((now - item.since).total_seconds() / 3600, 2)
+        item.sla_hours = sla
+        item.overdue = item.age_hours > sla
     items.sort(key=lambda item: item.since)
-    own = [item for item in items if operator is not None and owners.get(item.id) == operator]
-    return ReviewList(items=[item for item in items if item not in own][:limit], own_cases=own[:limit])
+    return items, owners
+
+
+def show(operator: UUID, body: ShowRequest) -> ReviewDetail:
+    """One open item with what a decision needs, side by side; audited as review_viewed."""
+    items, _ = _items(1, body.id)
+    item = next((i for i in items if i.kind == body.kind), None)
+    if item is None:
+        raise not_found("no such open review item")
+    detail = ReviewDetail(item=item)
+    if item.kind == "submission":
+        _submission_detail(detail)
+    elif item.kind == "consequence":
+        _consequence_detail(detail)
+    else:
+        _money_detail(detail)
+    _audit_look(operator, "review_viewed", {"id": str(item.id), "kind": item.kind})
+    return detail
+
+
+def _side(submission_id: UUID, same_user: bool | None = None) -> ProofSide:
+    sub = grading.load(submission_id)
+    side = ProofSide(
+        submission_id=sub.id,
+        submitted_at=sub.submitted_at,
+        captured_at=sub.captured_at,
+        status=sub.status,
+        description=sub.description,
+        same_user=same_user,
+    )
+    try:
+        side.proof = grading.show_captured(sub)
+    except proof.ProofRefused as refused:
+        side.unavailable = str(refused)
+    return side
+
+
+def _submission_detail(detail: ReviewDetail) -> None:
+    findings = detail.item.findings or {}
+    detail.proof = _side(detail.item.id)
+    earlier = detail.item.earlier_proof
+    if earlier:
+        detail.earlier_proof = _side(UUID(str(earlier["submission_id"])), same_user=bool(earlier.get("same_user")))
+        detail.match = {"check": earlier.get("check"), "checks": findings.get("checks", {})}
+    if isinstance(findings.get("stale"), dict):
+        detail.stale = findings["stale"]
+
+
+def _consequence_detail(detail: ReviewDetail) -> None:
+    with db.as_service() as conn:
+        goal = conn.execute(
+            "select g.id, g.title, g.status::text as status, g.final_deadline, g.charity_destination as charity,"
+            " round(g.monetary_stake * 100)::bigint as stake_cents, g.activated_at, g.closed_at,"
+            " c.checkpoint_id from public.consequences c join public.goals g on g.id = c.goal_id where c.id = %s",
+            [detail.item.id],
+        ).fetchone()
+        assert goal is not None  # the item is an open consequence
+        checkpoints = conn.execute(
+            "select cp.id, cp.title, cp.deadline, cp.status::text as status, cp.is_final, cp.stake_cents,"
+            " cp.completed_at, cp.missed_at, cp.id = %s as contested,"
+            " coalesce((select jsonb_agg(jsonb_build_object('status', s.status, 'submitted_at', s.submitted_at,"
+            "   'human_verdict', s.human_verdict, 'captured_at', s.captured_at) order by s.submitted_at)"
+            "   from public.submissions s where s.checkpoint_id = cp.id), '[]'::jsonb) as submissions"
+            " from public.checkpoints cp where cp.goal_id = %s order by cp.order_position",
+            [goal["checkpoint_id"], goal["id"]],
+        ).fetchall()
+    detail.goal = {k: v for k, v in goal.items() if k != "checkpoint_id"}
+    detail.checkpoints = [dict(r) for r in checkpoints]
+
+
+def _money_detail(detail: ReviewDetail) -> None:
+    source = detail.item.stripe_object or ""
+    with db.as_service() as conn:
+        user = conn.execute("select user_id from public.money_items where id = %s", [detail.item.id]).fetchone()
+        # The user's recent ledger, and what Stripe moved about the object or for the user: the item's
+        # context, oldest first.
+        owner = user["user_id"] if user else None
+        entries = conn.execute(
+            "select * from (select id, reference, entry_type::text as type, amount_cents, available_delta,"
+            " reserved_delta, disputed_delta, goal_id, stripe_object_id, created_at from public.ledger_entries"
+            " where user_id = %s or stripe_object_id = %s order by id desc limit 30) e order by id",
+            [owner, source],
+        ).fetchall()
+        movements = conn.execute(
+            "select * from (select id, reference, kind, amount_cents, fee_cents, source_id, balance_transaction_id,"
+            " created_at from public.stripe_movements where source_id = %s or position(%s in reference) > 0"
+            " or user_id = %s order by id desc limit 30) m order by id",
+            [source, source or "-", owner],
+        ).fetchall()
+    detail.ledger_entries = [{k: v for k, v in r.items() if k != "id"} for r in entries]
+    detail.stripe_movements = [{k: v for k, v in r.items() if k != "id"} for r in movements]
 
 
 def decide(operator: UUID, body: DecideSubmission | DecideConsequence | ResolveMoney) -> Decision:
@@ -245,13 +414,9 @@ def decide(operator: UUID, body: DecideSubmission | DecideConsequence | ResolveM
 
 
 def _decide(operator: UUID, body: DecideSubmission | DecideConsequence | ResolveMoney) -> Decision:
+    if isinstance(body, ResolveMoney):
+        return _resolve(operator, body)
     with db.as_service() as conn:
-        if isinstance(body, ResolveMoney):
-            item = conn.execute(
-                "select id from app.resolve_money_item(%s, %s, %s)", [body.money_item_id, operator, body.reason]
-            ).fetchone()
-            assert item is not None  # the function returns the row or raises
-            return Decision(id=item["id"], status="resolved", decided="resolved")
         if isinstance(body, DecideSubmission):
             row = conn.execute(
                 "select id, status::text as status from app.decide_submission(%s, %s, %s, %s)",
@@ -265,6 +430,22 @@ def _decide(operator: UUID, body: DecideSubmission | DecideConsequence | Resolve
     assert row is not None  # the functions return the row or raise
     notifications.send_queued_about([row["id"]])
     return Decision(id=row["id"], status=row["status"], decided=body.decision)
+
+
+def _resolve(operator: UUID, body: ResolveMoney) -> Decision:
+    """Closes a money item by its action, booked in the transaction that closes it."""
+    with db.as_service() as conn:
+        item = conn.execute(
+            "select id, user_id, details from app.resolve_money_item(%s, %s, %s, %s)",
+            [body.money_item_id, operator, body.reason, body.resolution],
+        ).fetchone()
+    assert item is not None  # the function returns the row or raises
+    withdrawal = (item["details"] or {}).get("withdrawal_id")
+    if withdrawal:
+        # The retried refund leaves now; a Stripe outage leaves it planned, and check_deadlines resends
+        # it under the same key.
+        holding_cell.send_refunds(item["user_id"], UUID(str(withdrawal)))
+    return Decision(id=item["id"], status="resolved", decided="resolved", resolution=body.resolution)
 
 
 class OverdueItem(BaseModel):

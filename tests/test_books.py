@@ -372,3 +372,46 @@ def test_stripe_webhook_command_configures_exactly_the_handled_events(
     assert "updated" in out and "whsec" not in out
     [endpoint] = stripe.stripe.endpoints
     assert endpoint["url"] == url and endpoint["enabled_events"] == list(HANDLED_EVENTS)
+
+
+def test_written_off_differences_agree_with_stripe_at_the_next_reconciliation(stripe: Providers, owner: Conn) -> None:
+    """An operator writes off each difference: the books take Stripe's figure, the difference goes to
+    platform_losses, and the next reconciliation finds Stripe and the books agreeing."""
+    user = f.user(owner)
+    stripe.stripe.charge("pi_b", 2500)  # Stripe charged 2500, the ledger booked 2000
+    send("payment_intent.succeeded", so.payment_intent("pi_b", user, 2000))
+    stripe.stripe.charge("pi_c", 1000)  # never booked
+    send("payment_intent.succeeded", so.payment_intent("pi_c", uuid4(), 1000))
+    stripe.stripe.add_balance("adjustment", -700, "adj_unknown")
+    send("payment_intent.succeeded", so.payment_intent("pi_d", user, 4000))  # never at Stripe
+    owner.execute("update public.stripe_movements set created_at = now() - interval '2 hours' where source_id = 'pi_d'")
+    assert reconciliation.run(force=True).differences == 4
+    open_items = owner.execute("select id, kind::text from public.money_items where resolved_at is null").fetchall()
+    losses_before = books(owner).get("platform_losses", 0)
+    for item in open_items:
+        body = {
+            "action": "resolve_money",
+            "money_item_id": str(item["id"]),
+            "reason": "written off: checked in the Dashboard",
+            "resolution": "write_off",
+        }
+        answer = client("operator_review").post("/", json=body, headers=operator())
+        assert answer.status_code == 200 and answer.json["resolution"] == "write_off", answer.json
+    # 500 and 1000 Stripe holds beyond the books, 700 and 4000 it does not: -3200 net to the platform.
+    assert books(owner)["platform_losses"] - losses_before == 500 + 1000 - 700 - 4000
+    again = reconciliation.run(force=True)  # books the fees it could not match before
+    assert again.ran and again.differences == 0
+    assert items(owner) == set()
+    assert books(owner)["stripe"] == stripe.stripe.held()
+    # A write-off is not open to every kind, and an item closes once.
+    loss = owner.execute(
+        "insert into public.money_items (kind, source_id, cents) values ('platform_loss', 'du_x', 100) returning id"
+    ).fetchone()
+    assert loss is not None
+    body = {"action": "resolve_money", "money_item_id": str(loss["id"]), "reason": "r", "resolution": "write_off"}
+    refused = client("operator_review").post("/", json=body, headers=operator())
+    assert refused.status_code == 400 and "not an action for a platform loss item" in refused.json["error"]["message"]
+    done = client("operator_review").post(
+        "/", json={**body, "money_item_id": str(open_items[0]["id"])}, headers=operator()
+    )
+    assert done.status_code == 409

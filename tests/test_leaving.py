@@ -524,18 +524,18 @@ def test_one_withdrawal_that_cannot_be_resumed_stops_no_other(
 
     poisoned, other = _planned(owner, providers), _planned(owner, providers)
     _a_while_ago(owner)
-    real = holding_cell._send_refunds
+    real = holding_cell.send_refunds
 
     def send(user_id: UUID, withdrawal_id: UUID) -> None:
         if user_id == poisoned:
             raise RuntimeError("a row no one foresaw")
         real(user_id, withdrawal_id)
 
-    monkeypatch.setattr(holding_cell, "_send_refunds", send)
+    monkeypatch.setattr(holding_cell, "send_refunds", send)
     assert holding_cell.resume_planned_refunds() == 1
     assert [r["status"] for r in _refund_rows(owner, other)] == ["succeeded"]
     assert [r["status"] for r in _refund_rows(owner, poisoned)] == ["planned"]  # left for the next pass
-    monkeypatch.setattr(holding_cell, "_send_refunds", real)
+    monkeypatch.setattr(holding_cell, "send_refunds", real)
     assert holding_cell.resume_planned_refunds() == 1
     assert [r["status"] for r in _refund_rows(owner, poisoned)] == ["succeeded"]
 

@@ -299,6 +299,8 @@ CHANGED_SINCE_MOVE = frozenset(
         "private.dispute_goal_takings",
         "private.reinstate_dispute",
         "private.dispute_step",
+        # Money items resolved by action.
+        "app.money_item_actions",
     }
 )
 

@@ -259,13 +259,25 @@ grant execute on function
   to service_role;
 
 -- An operator closes a money item once, with a reason, audited with their id.
-create or replace function app.resolve_money_item(p_id uuid, p_operator uuid, p_reason text)
+-- An operator closes a money item, once, audited, by one of the actions open to its kind:
+--   note: what they did elsewhere (any kind);
+--   retry_refund (refund_refused): a new withdrawal of the item's amount from the user's available
+--     balance, refunded under new idempotency keys (the caller sends it: details.withdrawal_id);
+--   book_outside_payment (refund_refused): the operator paid the user outside Stripe;
+--   write_off (a reconciliation difference, not a fee's): the books take Stripe's figure and the
+--     difference goes to platform_losses, so the next reconciliation finds the two agreeing.
+-- Nobody resolves their own item.
+drop function if exists app.resolve_money_item(uuid, uuid, text);
+create or replace function app.resolve_money_item(p_id uuid, p_operator uuid, p_reason text,
+                                                  p_action text default 'note')
 returns public.money_items
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
   v_item public.money_items;
+  v_delta bigint;
+  v_withdrawal uuid;
 begin
   select * into v_item from public.money_items where id = p_id for update;
   if not found then
@@ -277,12 +289,55 @@ begin
   if v_item.resolved_at is not null then
     raise exception using errcode = '55000', message = 'this money item was already resolved';
   end if;
-  update public.money_items set resolved_at = now(), resolved_by = p_operator, resolution = p_reason
+  if not (p_action = any (app.money_item_actions(v_item.kind, v_item.source_id))) then
+    raise exception using errcode = '22023',
+      message = p_action || ' is not an action for a ' || replace(v_item.kind::text, '_', ' ') || ' item';
+  end if;
+  if p_action in ('retry_refund', 'book_outside_payment') and (v_item.user_id is null or coalesce(v_item.cents, 0) <= 0)
+  then
+    raise exception using errcode = '55000', message = 'this item names no user and amount to pay';
+  end if;
+  if p_action = 'retry_refund' then
+    v_withdrawal := app.begin_withdrawal(v_item.user_id, v_item.cents, 'retry:' || p_id);
+    v_item.details := v_item.details || jsonb_build_object('withdrawal_id', v_withdrawal);
+  elsif p_action = 'book_outside_payment' then
+    perform app.ledger_post(v_item.user_id, 'paid_outside', v_item.cents, -v_item.cents, 0, 0,
+      'paid_outside:' || p_id, null, null, v_item.source_id);
+    perform app.platform_post('outside_payments', v_item.cents, 'paid_outside:' || p_id,
+      'paid to the user outside Stripe by an operator; Stripe still holds it', v_item.source_id, v_item.user_id);
+  elsif p_action = 'write_off' then
+    v_delta := coalesce(v_item.stripe_cents, 0) - coalesce(v_item.ledger_cents, 0);
+    if v_delta <> 0 then
+      perform app.stripe_moved('write_off:' || p_id, v_item.source_id, 'write_off', v_delta, v_item.user_id);
+      perform app.platform_post('platform_losses', v_delta, 'write_off:' || p_id,
+        'a reconciliation difference written off by an operator', v_item.source_id, v_item.user_id);
+    end if;
+  end if;
+  update public.money_items
+  set resolved_at = now(), resolved_by = p_operator, resolution = p_reason,
+      details = v_item.details || jsonb_build_object('action', p_action)
   where id = p_id returning * into v_item;
   perform app.audit('money_item', p_id, 'resolved', v_item.user_id,
-    jsonb_build_object('operator', p_operator, 'reason', p_reason, 'kind', v_item.kind));
+    jsonb_build_object('operator', p_operator, 'reason', p_reason, 'kind', v_item.kind, 'action', p_action));
   return v_item;
 end
 $$;
 
-grant execute on function app.resolve_money_item(uuid, uuid, text) to service_role;
+-- The actions open to a money item of this kind (operator_review shows them; resolve takes one).
+create or replace function app.money_item_actions(p_kind public.money_item_kind, p_source_id text)
+returns text[]
+language sql immutable
+set search_path = ''
+as $$
+  select case
+    when p_kind = 'refund_refused' then array['note', 'retry_refund', 'book_outside_payment']
+    when p_kind in ('missing_in_ledger', 'missing_at_stripe', 'unknown_transaction')
+      or (p_kind = 'amount_differs' and p_source_id not like 'fee:%') then array['note', 'write_off']
+    else array['note']
+  end
+$$;
+
+revoke all on function app.resolve_money_item(uuid, uuid, text, text), app.money_item_actions(public.money_item_kind, text)
+  from public;
+grant execute on function app.resolve_money_item(uuid, uuid, text, text), app.money_item_actions(public.money_item_kind, text)
+  to service_role;

@@ -26,7 +26,8 @@ stripe_webhook|stripe|1|60|256Mi|public
 upload_kompromat|vault|0|60|512Mi|public
 connect_x|x,vault|0|60|256Mi|public
 contest_consequence|email|0|60|256Mi|public
-operator_review|email|0|60|256Mi|public
+operator_review|email,grading,stripe|0|60|512Mi|public
+operator_console||0|30|256Mi|public
 change_goal|email|0|60|256Mi|public
 delete_account|email|0|60|256Mi|public
 "
@@ -47,7 +48,8 @@ declare -A SECRETS=(
   [upload_kompromat]="KOMPROMAT_KEYS"
   [connect_x]="KOMPROMAT_KEYS X_CLIENT_SECRET"
   [contest_consequence]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
-  [operator_review]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
+  [operator_review]="SENDGRID_API_KEY LINK_SIGNING_SECRET STRIPE_SECRET_KEY"
+  [operator_console]=""
   [change_goal]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
   [delete_account]="SENDGRID_API_KEY LINK_SIGNING_SECRET"
 )
@@ -150,7 +152,9 @@ stage() {
   rm -rf "$dir/shared/dev"
   find "$dir/shared" -name '__pycache__' -type d -prune -exec rm -rf {} +
   IFS=',' read -r -a groups <<<"$extras"
-  for group in "${groups[@]}"; do extra_args+=(--extra "$group"); done
+  for group in "${groups[@]}"; do
+    if [[ -n "$group" ]]; then extra_args+=(--extra "$group"); fi
+  done
   (cd "$ROOT" && "$UV" export --frozen --quiet --no-hashes --no-emit-project --no-header \
     --no-annotate "${extra_args[@]}" --output-file "$dir/requirements.txt")
 }
@@ -170,6 +174,8 @@ env_file() {
     echo "FUNCTIONS_SERVICE_ACCOUNT: '${FUNCTIONS_SA}'"
     echo "TRIGGER_CONSEQUENCE_URL: '$(url_of trigger_consequence)'"
     echo "DISPATCH_WITH_ID_TOKEN: 'true'"
+    # The operator console signs in through Supabase Auth with the project's publishable key.
+    if [[ -n "${SUPABASE_PUBLISHABLE_KEY:-}" ]]; then echo "SUPABASE_PUBLISHABLE_KEY: '${SUPABASE_PUBLISHABLE_KEY}'"; fi
   } >"$file"
   echo "$file"
 }

@@ -135,6 +135,11 @@ class Settings(BaseSettings):
     # Human review: items older than this are reported by every check_deadlines pass
     operator_sla_hours: float = Field(default=48, gt=0)
     operator_email: str | None = None
+    # The operator console (operator_console): Supabase's publishable key, for signing in through
+    # Supabase Auth's REST API, and operator_review's URL when it is not beside the console's own
+    # (each function its own origin, as on Cloud Run): it is then allowed by the page's CSP.
+    supabase_publishable_key: str | None = None
+    operator_review_url: str | None = None
     roulette_odds_numerator: int = Field(default=1, ge=0)
     roulette_odds_denominator: int = Field(default=3, gt=0)
     detection_batch_size: int = Field(default=500, gt=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,6 +59,10 @@ def test_dev_stack_starts_fresh_serves_healthz_and_stops_on_ctrl_c(tmp_path: Pat
         assert database is not None
         token = re.search(r"development JWT \(7 days\):\n(\S+)", log.read_text())
         assert token is not None
+        console = re.search(
+            r"operator console: (\S+), with this development operator token \(7 days\):\n(\S+)", log.read_text()
+        )
+        assert console is not None and console.group(1) == f"http://127.0.0.1:{port}/operator_console"
         frontend.first_day(f"http://127.0.0.1:{port}", token.group(1), database)
         _run_demo_and_check_the_outbox(repo_root, env, port)
     finally:
@@ -111,6 +116,13 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     assert '"connected": true' in story and '"status": "awaiting_witness"' in story
     assert "[11] Leaving is allowed, escaping is not" in story
     assert "account erased: 0 row(s) still carry the email" in story
+    # The demo ends with an operator deciding a reuse item in the console (in headless Chromium
+    # where this machine has it).
+    assert "[12] The same photo twice: an operator decides it in the console" in story
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        assert "console: both photos side by side; Decided: submission pass, now passed." in story, story
+    else:
+        assert '"decided": "pass"' in story
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
         page = response.read().decode()
     assert "<h2>Outbox (what would have been sent)</h2>" in page

@@ -380,6 +380,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"database ready under {localdb.state_dir()} ({len(applied)} new migration(s))")
         demo = seed_demo()
         token = mint_token(demo["user_id"], email=demo["email"], ttl_seconds=7 * 24 * 3600)
+        operator_token = mint_token(
+            demo["operator_id"],
+            email=demo["operator_email"],
+            app_metadata={"role": "operator"},
+            ttl_seconds=7 * 24 * 3600,
+        )
         base = f"http://127.0.0.1:{args.port}"
         cron = dev_cron_seconds()
         print("=" * 72)
@@ -396,6 +402,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"X consent page: {settings.x_authorize_url}; X returns to {settings.x_redirect_uri}")
         print(f"demo user {demo['user_id']} <{demo['email']}>, goal {demo['goal_id']}")
         print(f"development JWT (7 days):\n{token}")
+        print(f"operator console: {base}/operator_console, with this development operator token (7 days):")
+        print(operator_token)
         print("=" * 72, flush=True)
         serve(port=args.port, scheduler_seconds=cron if cron > 0 else None, dev_jwt=token)
     except KeyboardInterrupt:

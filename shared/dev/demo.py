@@ -191,6 +191,7 @@ def run(base_url: str, *, fast: bool, wait_seconds: float = 130.0) -> dict[str, 
     _pause_with_notice(http, say, user, user_id, email, service)
     _local_pages(http, say, base_url, user, user_id, email)
     _leaving(http, say, service)
+    _console_decides_reuse(http, say, base_url)
     print("\nDone. The operator page shows it all: " + base_url + "/", flush=True)
     return {
         "user_id": str(user_id),
@@ -450,3 +451,112 @@ def _settle(http: Any, service: dict[str, str], goal_id: Any, unfinished: tuple[
             break
         time.sleep(0.25)
     return checked
+
+
+def _console_decides_reuse(http: Any, say: Narrator, base_url: str) -> None:
+    """A user sends the same photo for two checkpoints; an operator sees both in the console and
+    decides, in headless Chromium when this machine has it (Debian's chromium and chromium-driver)."""
+    import shutil
+
+    say.title("The same photo twice: an operator decides it in the console")
+    user_id = uuid.uuid4()
+    email = f"reuse-{user_id.hex[:8]}@example.com"
+    with db.transaction() as conn:
+        conn.execute("insert into auth.users (id, email, email_confirmed_at) values (%s, %s, now())", [user_id, email])
+        conn.execute("select app.credit_deposit(%s, 2000, %s)", [user_id, f"pi_reuse_{user_id.hex[:12]}"])
+    now = datetime.now(UTC)
+    with db.as_user(user_id, email=email) as conn:
+        goal = conn.execute(
+            "insert into public.goals (user_id, title, final_deadline, grading_rubric, referee_type, monetary_stake,"
+            " charity_destination) values (%s, 'Sketch every day', %s, 'A new sketch', 'ai', 20, 'givedirectly')"
+            " returning id",
+            [user_id, now + timedelta(days=30)],
+        ).fetchone()
+        assert goal is not None
+        for position, days in ((1, 5), (2, 10)):
+            conn.execute(
+                "insert into public.checkpoints (goal_id, title, deadline, order_position) values (%s, %s, %s, %s)",
+                [goal["id"], f"Sketch {position}", now + timedelta(days=days), position],
+            )
+    with db.as_service() as conn:
+        conn.execute("select app.activate_goal(%s)", [goal["id"]])
+        checkpoints = conn.execute(
+            "select id from public.checkpoints where goal_id = %s and not is_final order by order_position",
+            [goal["id"]],
+        ).fetchall()
+    user = {"Authorization": f"Bearer {mint_token(str(user_id), email=email, ttl_seconds=900)}"}
+    photo = _photo()
+    submitted = []
+    for checkpoint in checkpoints:
+        path = f"{user_id}/sketches/{uuid.uuid4().hex}.png"
+        http.post(f"/storage/v1/object/proofs/{path}", headers=user, files={"": ("sketch.png", photo)})
+        with db.as_user(user_id, email=email) as conn:
+            row = conn.execute(
+                "insert into public.submissions (checkpoint_id, user_id, submission_type, file_path)"
+                " values (%s, %s, 'file', %s) returning id",
+                [checkpoint["id"], user_id, path],
+            ).fetchone()
+        assert row is not None
+        graded = http.post("/grade_submission", headers=user, json={"submission_id": str(row["id"])})
+        submitted.append(row["id"])
+    say.request("POST", "/grade_submission", {"submission_id": str(submitted[-1])}, graded)
+    operator_id = uuid.uuid4()
+    with db.transaction() as conn:
+        conn.execute(
+            "insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data) values (%s, %s, now(), %s)",
+            [operator_id, f"ops-{operator_id.hex[:8]}@example.com", db.Json({"role": "operator"})],
+        )
+    token = mint_token(str(operator_id), app_metadata={"role": "operator"}, ttl_seconds=900)
+    console = f"{base_url}/operator_console"
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        say.say(f"no Chromium here: open {console}, paste make dev's operator token, and decide it there")
+        decision = {
+            "action": "decide_submission",
+            "submission_id": str(submitted[-1]),
+            "decision": "pass",
+            "reason": "A different sketch of the same scene: fine",
+        }
+        headers = {"Authorization": f"Bearer {token}"}
+        say.request("POST", "/operator_review", decision, http.post("/operator_review", headers=headers, json=decision))
+        return
+    say.say(f"console: {console} (headless Chromium, signed in with a development operator token)")
+    say.say("console: " + _decide_in_browser(console, token, submitted[-1], chromium, driver))
+
+
+def _decide_in_browser(console: str, token: str, submission: Any, chromium: str, driver_path: str) -> str:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        wait = WebDriverWait(browser, 15)
+        browser.get(console)
+        wait.until(lambda d: d.find_element(By.ID, "token-form").is_displayed())
+        browser.find_element(By.ID, "dev-token").send_keys(token)
+        browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        row = f'#items tr[data-id="{submission}"]'
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, row))
+        browser.find_element(By.CSS_SELECTOR, row).click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#evidence .side img")) == 2)
+        browser.find_element(By.ID, "reason").send_keys("A different sketch of the same scene: fine")
+        browser.find_element(By.CSS_SELECTOR, '#actions button[data-action="pass"]').click()
+        wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("Decided"))
+        return "both photos side by side; " + str(browser.find_element(By.ID, "status").text)
+    finally:
+        browser.quit()

@@ -28,7 +28,9 @@ SUMMARIES = {
     "upload_kompromat": "Upload kompromat, encrypted before it is stored",
     "connect_x": "Connect or disconnect the user's X account",
     "contest_consequence": "Contest a held consequence, once, with a reason; an operator decides",
-    "operator_review": "Operators: list open review items, decide a submission or a contested consequence",
+    "operator_review": "Operators: list open review items, show one, decide a submission or a contested consequence,"
+    " resolve a money item",
+    "operator_console": "Operators: the console page (GET), its script and style (?asset=)",
 }
 
 
@@ -67,6 +69,18 @@ def _response_schema(info: EndpointInfo, components: dict[str, Any]) -> dict[str
     schema = TypeAdapter(annotation).json_schema(ref_template=REF, mode="serialization")
     components.update(schema.pop("$defs", {}))
     return schema
+
+
+def _ok(info: EndpointInfo, components: dict[str, Any]) -> dict[str, Any]:
+    """A JSON answer's schema; a page (a handler that answers a flask Response) is text."""
+    import flask
+
+    if typing.get_type_hints(info.handler).get("return") is flask.Response:
+        return {
+            "description": "The page (text/html), or with ?asset= its script or style",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    return {"description": "OK", "content": {"application/json": {"schema": _response_schema(info, components)}}}
 
 
 def _security(auth: Auth) -> list[dict[str, list[str]]]:
@@ -128,10 +142,7 @@ def build(functions_dir: Path = FUNCTIONS_DIR) -> dict[str, Any]:
             "summary": SUMMARIES.get(name, name),
             "security": _security(info.auth),
             "responses": {
-                "200": {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": _response_schema(info, components)}},
-                },
+                "200": _ok(info, components),
                 **{
                     code: {"description": text, "content": {"application/json": {"schema": error_ref}}}
                     for code, text in _ERRORS.items()

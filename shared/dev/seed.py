@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from shared.db import Connection, transaction
+from shared.db import Connection, Json, transaction
 
 DEMO_USER_ID = UUID("a11ce000-0000-4000-8000-000000000001")
 DEMO_EMAIL = "demo@example.com"
+DEV_OPERATOR_ID = UUID("0be2a702-0000-4000-8000-000000000002")
+DEV_OPERATOR_EMAIL = "operator@example.com"
 
 
 def seed_demo(conn: Connection | None = None) -> dict[str, Any]:
@@ -21,6 +23,12 @@ def seed_demo(conn: Connection | None = None) -> dict[str, Any]:
     conn.execute(
         "insert into auth.users (id, email, email_confirmed_at) values (%s, %s, now()) on conflict (id) do nothing",
         [DEMO_USER_ID, DEMO_EMAIL],
+    )
+    # The development operator make dev prints a token for (the console takes it outside production).
+    conn.execute(
+        "insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data) values (%s, %s, now(), %s)"
+        " on conflict (id) do nothing",
+        [DEV_OPERATOR_ID, DEV_OPERATOR_EMAIL, Json({"role": "operator"})],
     )
     goal = conn.execute(
         "select id from public.goals where user_id = %s order by created_at limit 1", [DEMO_USER_ID]
@@ -54,4 +62,10 @@ def seed_demo(conn: Connection | None = None) -> dict[str, Any]:
             )
         conn.execute("select app.credit_deposit(%s, 10000, 'pi_demo_seed_deposit')", [DEMO_USER_ID])
         conn.execute("select app.activate_goal(%s)", [goal["id"]])
-    return {"user_id": str(DEMO_USER_ID), "email": DEMO_EMAIL, "goal_id": str(goal["id"])}
+    return {
+        "user_id": str(DEMO_USER_ID),
+        "email": DEMO_EMAIL,
+        "goal_id": str(goal["id"]),
+        "operator_id": str(DEV_OPERATOR_ID),
+        "operator_email": DEV_OPERATOR_EMAIL,
+    }

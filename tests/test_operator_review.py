@@ -81,6 +81,9 @@ def test_a_reuse_item_shows_both_proofs_side_by_side_and_looking_is_audited(stac
     assert review(token, {"action": "show", "kind": "consequence", "id": str(again)}).status_code == 404
     denied(owner, {"action": "show", "kind": "submission", "id": str(again)})
     denied(owner, {"action": "list"})
+    denied(owner, {"action": "decide_submission", "submission_id": str(again), "decision": "pass", "reason": "mine"})
+    status = owner.execute("select status::text from public.submissions where id = %s", [again]).fetchone()
+    assert status == {"status": "needs_review"}  # the refused decisions changed nothing
 
 
 def test_a_contest_shows_the_goal_its_deadlines_and_the_kompromat_as_type_and_size(
@@ -98,6 +101,13 @@ def test_a_contest_shows_the_goal_its_deadlines_and_the_kompromat_as_type_and_si
     [final] = detail["checkpoints"]
     assert final["status"] == "missed" and final["contested"] is True and final["submissions"] == []
     denied(owner, {"action": "show", "kind": "consequence", "id": str(row["id"])})
+    for decision in ("execute", "cancel"):
+        denied(
+            owner,
+            {"action": "decide_consequence", "consequence_id": str(row["id"]), "decision": decision, "reason": "r"},
+        )
+    still = owner.execute("select execution_status::text, contest_status::text from public.consequences").fetchone()
+    assert still == {"execution_status": "held", "contest_status": "contested"}
 
 
 def _refused_refund(stripe: Any, owner: Conn, user: UUID, intent: str) -> dict[str, Any]:
@@ -128,7 +138,12 @@ def test_a_refused_refund_is_retried_under_a_new_key(stripe: Any, owner: Conn) -
     assert detail["item"]["actions"] == ["note", "retry_refund", "book_outside_payment"]
     assert [e["type"] for e in detail["ledger_entries"]] == ["deposit", "withdrawal", "withdrawal_reversed"]
     assert {m["kind"] for m in detail["stripe_movements"]} >= {"charge"}
-    denied(owner, {"action": "resolve_money", "money_item_id": str(item["id"]), "reason": "x", "resolution": "note"})
+    for resolution in ("note", "retry_refund", "book_outside_payment", "write_off"):
+        denied(
+            owner,
+            {"action": "resolve_money", "money_item_id": str(item["id"]), "reason": "x", "resolution": resolution},
+        )
+    assert stripe.created("/v1/refunds") == [] and _available(owner, user) == 3000  # nothing moved
 
     body = {
         "action": "resolve_money",

@@ -64,7 +64,9 @@
   });
   $("magic-link").addEventListener("click", async () => {
     try {
-      await authCall("otp", { email: $("email").value, create_user: false });
+      // The link returns here (this URL must be among the project's Auth redirect URLs).
+      const back = window.location.href.split("#")[0];
+      await authCall("otp?redirect_to=" + encodeURIComponent(back), { email: $("email").value, create_user: false });
       status("A sign-in link is on its way to " + $("email").value + ".");
     } catch (error) {
       status(error.message, true);

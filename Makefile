@@ -21,8 +21,11 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/threativator dev
 
-## make test: lint, type-check and every test, against an embedded PostgreSQL
-test: lint typecheck pytest
+## make test: every test across the machine's cores (PYTEST_WORKERS, auto), with lint and type-check
+## beside them, against an embedded PostgreSQL. One file: .venv/bin/pytest tests/test_money.py
+PYTEST_WORKERS ?= auto
+test: $(STAMP)
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,7 +37,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy shared tests bench $$(ls functions/*/main.py 2>/dev/null)
 
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 ## make bench: the benchmarks; figures go to docs/benchmarks.md
 bench: $(STAMP)

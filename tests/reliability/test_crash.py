@@ -176,9 +176,32 @@ def test_sigkill_at_random_points_never_executes_twice(fakes: dict[str, Any], ow
     assert TRIALS > 0
 
 
+@pytest.fixture
+def own_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
+    """A PostgreSQL of this test's own, migrated: the test stops it mid-run, and the server the
+    other tests (and other workers) share must keep running."""
+    from shared import config
+    from shared.dev import migrate
+    from shared.dev.cli import buckets_sql
+
+    data_dir = tmp_path / "pgdata"
+    url = localdb.start(data_dir, database="threativator_test", fast_unsafe=True)
+    migrate.migrate(url, local=True)
+    with psycopg.connect(url) as conn:
+        conn.execute(buckets_sql())
+    db.close_pool()
+    monkeypatch.setenv("DATABASE_URL", url)
+    config.get_settings.cache_clear()
+    yield data_dir, url
+    db.close_pool()
+    localdb.stop(data_dir)
+
+
 def test_database_restart_mid_dispatch_loses_and_duplicates_nothing(
-    fakes: dict[str, Any], owner: Conn, pg_data_dir: Path, pg_url: str
+    fakes: dict[str, Any], own_server: tuple[Path, str]
 ) -> None:
+    pg_data_dir, pg_url = own_server
+    owner = psycopg.connect(pg_url, autocommit=True, row_factory=dict_row_factory())
     _backlog(owner, goals=3)
     owner.execute("select app.detect_missed_deadlines(100, 1, 1)")
     for fake in (fakes["stripe"], fakes["sendgrid"]):

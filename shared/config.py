@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     # of the stake at risk, fixed when it is made, so a cap keeps every part a real amount.
     max_checkpoints_per_goal: int = Field(default=52, ge=1, le=365)
     # Leaving (issue 19): kompromat nothing needs is destroyed this long after it was last needed;
-    # an erased account's money facts are kept this long (README, "Your data").
+    # an erased account's money facts are kept this long (docs/privacy.md).
     kompromat_retention_days: int = Field(default=30, ge=0, le=3650)
     # Erasure reaches backups: the active master key is replaced at least this often (the scheduler
     # re-wraps every data key under the new one and reports when a rotation is due), and a retired

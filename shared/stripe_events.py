@@ -31,7 +31,7 @@ DISPUTE_STEPS = {
 }
 CLOSED_STEPS = {"won": "won", "lost": "lost", "warning_closed": "won", "prevented": "won"}
 # Every event the endpoint must receive, and nothing else: deploy.sh configures the Stripe
-# webhook endpoint with exactly this list (README, "Money"), and _apply handles each.
+# webhook endpoint with exactly this list (docs/api.md, "stripe_webhook"), and _apply handles each.
 HANDLED_EVENTS: tuple[str, ...] = ("payment_intent.succeeded", *REFUND_EVENTS, *DISPUTE_STEPS, "transfer.reversed")
 
 

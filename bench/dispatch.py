@@ -159,7 +159,7 @@ def main() -> None:
                 with CpuMeter(families) as meter:
                     elapsed = _drain(over_http, post)
             # The same work without HTTP: CLIENTS threads of this process call the executor itself.
-            from shared import engine
+            from shared.commitments import engine
             from shared.config import get_settings
 
             os.environ["DB_POOL_MAX"] = str(CLIENTS)
@@ -241,7 +241,7 @@ even if they did nothing else: {machine_bound / ceiling:.2f} of the stand-in's c
 {rate / machine_bound:.0%} of that bound.
 
 The same work without HTTP, to show what the request layer costs: another {n:,} consequences of the same seed,
-executed by {CLIENTS} threads of the benchmark's own process calling `shared.engine.execute` (what `check_deadlines`
+executed by {CLIENTS} threads of the benchmark's own process calling `shared.commitments.engine.execute` (what `check_deadlines`
 does when `TRIGGER_CONSEQUENCE_URL` is unset), against the same stand-in and database:
 
 | measure | result |

@@ -63,7 +63,7 @@ def proofs() -> dict[str, tuple[bytes, str]]:
 
 
 def grade_once(server: Any, fake: Any, data: bytes, mime: str) -> Measured:
-    from shared import proof as proofs_module
+    from shared.proof import capture as proofs_module
     from shared.providers import gemini
 
     server.clear_log()

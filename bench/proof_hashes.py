@@ -2,12 +2,12 @@
 lookup against 100,000 and 1,000,000 stored perceptual hashes.
 
 Hashing: a 4000 x 3000 JPEG (about what a phone takes) and the same picture as a PNG (a screenshot
-format Pillow cannot decode at reduced scale), through `shared.fingerprints.of_file`, the code the
+format Pillow cannot decode at reduced scale), through `shared.proof.fingerprints.of_file`, the code the
 grader runs. The first call in a fresh process (imports of Pillow, NumPy and SciPy included) is timed
 apart from warm calls; peak memory is the process's maximum resident set.
 
 Lookup: two databases on one embedded PostgreSQL hold 100,000 and 1,000,000 submissions with random
-64-bit hashes. Each query is `shared.fingerprints.NEAR_QUERY` with PROOF_SIMILARITY_BITS = 6: half
+64-bit hashes. Each query is `shared.proof.fingerprints.NEAR_QUERY` with PROOF_SIMILARITY_BITS = 6: half
 are a stored hash with up to 6 bits flipped (a hit), half are random (a miss). The same queries run
 as a plain scan (the whole-hash comparison alone) on the 1M database for comparison.
 
@@ -32,8 +32,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from bench.common import ROOT, median, percentile, seeded_database, write_section
-from shared import fingerprints
 from shared.dev import localdb
+from shared.proof import fingerprints
 
 BITS = 6
 # Whose submission asks: another user's, made after every stored hash.
@@ -75,7 +75,7 @@ order by distance, submitted_at limit 1"""
 HASH_ONCE = """
 import json, resource, sys, time
 started = time.perf_counter()
-from shared import fingerprints
+from shared.proof import fingerprints
 data = open(sys.argv[1], "rb").read()
 found = fingerprints.of_file(sys.argv[1], data)
 first = time.perf_counter() - started
@@ -205,7 +205,7 @@ def main() -> None:
 
 Command: `.venv/bin/python -m bench.proof_hashes {count}` (run by `make bench`).
 
-Fingerprinting a 12-megapixel (4000 x 3000) picture with `shared.fingerprints.of_file` (pHash, EXIF, safe
+Fingerprinting a 12-megapixel (4000 x 3000) picture with `shared.proof.fingerprints.of_file` (pHash, EXIF, safe
 decode), in a fresh process; warm is the median of 10 calls after the first:
 
 | picture | size | first call (imports included) | warm call | peak memory of the process |
@@ -216,7 +216,7 @@ decode), in a fresh process; warm is the median of 10 calls after the first:
 The first call pays for importing Pillow, NumPy and SciPy's DCT once per instance; the imports are lazy, so
 no function pays them at cold start.
 
-Near-reuse lookup (`shared.fingerprints.NEAR_QUERY`, {BITS} bits): multi-index hashing. The 64-bit hash is
+Near-reuse lookup (`shared.proof.fingerprints.NEAR_QUERY`, {BITS} bits): multi-index hashing. The 64-bit hash is
 four 16-bit segments, each with its own partial B-tree index (`submissions_phash_0_idx` … `_3_idx`); two
 hashes within {BITS} bits agree to within {BITS // 4} bit on at least one segment, so one lookup probes
 {probes} segment values in all, ORs the four bitmap index scans, and compares whole hashes only for those

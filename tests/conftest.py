@@ -60,10 +60,11 @@ def database_url(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def _run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The run's temporary folder: the workers' own folders are inside the controller's."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if _worker() else base
+# The run's PostgreSQL lives in a folder of its own, made by the process that starts the run (the
+# xdist controller, or the one process) and inherited by the workers through the environment: not
+# under pytest's numbered temporary folders, which another pytest run on the machine may prune.
+PG_ROOT_VARIABLE = "THREATIVATOR_TEST_PG_ROOT"
+PG_ROOT_OWNED = pytest.StashKey[Path]()
 
 
 @contextmanager
@@ -79,8 +80,8 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _run_root(tmp_path_factory) / "pg" / "pgdata"
+def pg_data_dir() -> Path:
+    return Path(os.environ[PG_ROOT_VARIABLE]) / "pgdata"
 
 
 @pytest.fixture(scope="session")
@@ -109,8 +110,6 @@ def pg_url(pg_data_dir: Path) -> Iterator[str]:
             )
     yield database_url(template, name)
     db.close_pool()
-    if not _worker():
-        localdb.stop(pg_data_dir)
 
 
 @pytest.fixture(scope="session")
@@ -222,6 +221,10 @@ def pytest_configure(config: pytest.Config) -> None:
     import logging
     import tempfile
 
+    if PG_ROOT_VARIABLE not in os.environ:  # the process that starts the run owns the database's folder
+        os.environ[PG_ROOT_VARIABLE] = tempfile.mkdtemp(prefix="threativator-test-pg-")
+        config.stash[PG_ROOT_OWNED] = Path(os.environ[PG_ROOT_VARIABLE])
+
     from shared.log import JsonFormatter, quiet_noisy_loggers
 
     handle, name = tempfile.mkstemp(prefix="threativator-test-log-", suffix=".jsonl")
@@ -300,14 +303,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """xdist's controller stops the run's one PostgreSQL, which its workers shared."""
-    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+    """The process that started the run stops its one PostgreSQL (which the workers shared) and
+    removes its folder."""
+    import shutil
+
+    root = config.stash.get(PG_ROOT_OWNED, None)
+    if root is None:
         return
-    factory = getattr(config, "_tmp_path_factory", None)
-    if factory is not None:
-        data_dir = factory.getbasetemp() / "pg" / "pgdata"
-        if data_dir.exists():
-            localdb.stop(data_dir)
+    if (root / "pgdata").exists():
+        localdb.stop(root / "pgdata")
+    shutil.rmtree(root, ignore_errors=True)
+    os.environ.pop(PG_ROOT_VARIABLE, None)
 
 
 # -----------------------------------------------------------------------------

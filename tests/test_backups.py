@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from shared import config, db, keys, leaving, sealing
+from shared import config, db
+from shared.account import keys, leaving, sealing
 from shared.dev.cli import main as cli_main
 from shared.dev.localdb import POSTGRES_BIN
 from tests import factories as f
@@ -91,7 +92,7 @@ def test_a_backup_of_erased_kompromat_stops_opening_once_its_master_key_is_rotat
     with pytest.raises(InvalidTag):
         open_backup({**copy, "key_id": "k2"}, {"k2": K2})
     # Nobody else lost anything: the stayer's kompromat opens under k2.
-    from shared import kompromat
+    from shared.account import kompromat
 
     [item] = owner.execute("select id from public.kompromat where user_id = %s", [stayer]).fetchall()
     assert kompromat.reveal(item["id"], reason="test").content == b"the stayer's"

@@ -12,9 +12,9 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from shared import reconciliation
 from shared.auth import mint_token
-from shared.reconciliation import ReconciliationResult
+from shared.money import reconciliation
+from shared.money.reconciliation import ReconciliationResult
 from tests import factories as f
 from tests import stripe_objects as so
 from tests.conftest import Providers
@@ -361,7 +361,7 @@ def test_stripe_webhook_command_configures_exactly_the_handled_events(
     stripe: Providers, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from shared.dev import cli
-    from shared.stripe_events import HANDLED_EVENTS
+    from shared.money.stripe_events import HANDLED_EVENTS
 
     url = "https://europe-west1-proj.cloudfunctions.net/stripe_webhook"
     assert cli.main(["stripe-webhook", "--url", url]) == 0

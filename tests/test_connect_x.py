@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
 
-from shared import x_oauth
+from shared.account import x_oauth
 from shared.auth import mint_token
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 from tests import factories as f

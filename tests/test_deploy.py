@@ -307,7 +307,7 @@ def test_bundle_serves_from_its_own_requirements(
 
 def test_deploy_dry_run_lists_the_stripe_events_the_handler_applies(dry_run: dict[str, Any]) -> None:
     """The endpoint's events are configured from the handler's own list, and the dry run shows it."""
-    from shared.stripe_events import DISPUTE_STEPS, HANDLED_EVENTS, REFUND_EVENTS
+    from shared.money.stripe_events import DISPUTE_STEPS, HANDLED_EVENTS, REFUND_EVENTS
 
     [line] = [row for row in dry_run["out"].splitlines() if row.startswith("Stripe webhook endpoint ")]
     url, _, events = line.removeprefix("Stripe webhook endpoint ").partition(" receives: ")

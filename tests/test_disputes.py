@@ -10,7 +10,7 @@ from uuid import UUID
 
 import pytest
 
-from shared import deadlines
+from shared.commitments import deadlines
 from tests import factories as f
 from tests.conftest import Providers
 from tests.fakes import payment_intent

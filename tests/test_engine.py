@@ -16,8 +16,9 @@ import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
 
-from shared import engine, notifications
+from shared import notifications
 from shared.auth import mint_token
+from shared.commitments import engine
 from shared.config import get_settings
 from tests import factories as f
 from tests.conftest import Providers
@@ -68,14 +69,15 @@ def consequences(owner: Conn) -> list[dict[str, Any]]:
 
 
 def connect_x(owner: Conn, user: UUID) -> None:
-    from shared import db, x_oauth
+    from shared import db
+    from shared.account import x_oauth
 
     with db.as_service() as conn:
         x_oauth._store(conn, user, {"access_token": "x-access", "refresh_token": "x-refresh", "expires_in": 7200})
 
 
 def with_kompromat(owner: Conn, user: UUID, severity: str, content: bytes = PNG) -> UUID:
-    from shared import sealing
+    from shared.account import sealing
 
     row = owner.execute(
         "insert into public.kompromat (user_id, original_filename, file_type, severity, file_path)"
@@ -304,7 +306,7 @@ def test_twenty_concurrent_checks_over_one_backlog(providers: Providers, owner: 
 
 
 def _execute_in_subprocess(consequence_id: UUID, repo_root: Any) -> subprocess.Popen[bytes]:
-    code = f"from uuid import UUID\nfrom shared import engine\nengine.execute(UUID('{consequence_id}'))\n"
+    code = f"from uuid import UUID\nfrom shared.commitments import engine\nengine.execute(UUID('{consequence_id}'))\n"
     return subprocess.Popen([sys.executable, "-c", code], cwd=repo_root, env=dict(os.environ))
 
 

@@ -14,8 +14,9 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from shared import db, deadlines
+from shared import db
 from shared.auth import mint_token
+from shared.commitments import deadlines
 from tests import factories as f
 from tests.conftest import Providers
 from tests.http_helpers import bearer, client

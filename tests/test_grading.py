@@ -22,9 +22,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from shared import db, proof
+from shared import db
 from shared.auth import mint_token
 from shared.config import get_settings
+from shared.proof import capture as proof
 from shared.providers import gemini
 from tests import factories as f
 from tests.fakes import FakeGemini, FakeSendGrid, FakeStorage

@@ -23,7 +23,7 @@ MEGABYTE = b"x" * (1024 * 1024 + 1)
 
 def too_big() -> bytes:
     """Past every function's own limit (kompromat uploads allow the most)."""
-    from shared import kompromat
+    from shared.account import kompromat
     from shared.config import get_settings
 
     return b"x" * max(len(MEGABYTE), kompromat.max_request_bytes(get_settings()) + 1)

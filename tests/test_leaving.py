@@ -15,9 +15,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from shared.account.erasure import DATA_MAP
 from shared.auth import mint_token
 from shared.dev.localdb import POSTGRES_BIN
-from shared.erasure import DATA_MAP
 from tests import factories as f
 from tests.conftest import Providers
 from tests.fakes import FakeStorage
@@ -314,7 +314,7 @@ def test_kompromat_past_its_retention_is_destroyed_and_what_a_consequence_needs_
 
 
 def test_after_erasure_a_backup_copy_of_the_kompromat_no_longer_opens(providers: Providers, owner: Conn) -> None:
-    from shared import kompromat, sealing
+    from shared.account import kompromat, sealing
 
     user = f.user(owner)
     uploaded = client("upload_kompromat").post(
@@ -505,7 +505,7 @@ def _a_while_ago(owner: Conn) -> None:
 def test_overlapping_resume_passes_send_one_refund(providers: Providers, owner: Conn) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared import holding_cell
+    from shared.money import holding_cell
 
     user = _planned(owner, providers)
     _a_while_ago(owner)
@@ -520,7 +520,7 @@ def test_overlapping_resume_passes_send_one_refund(providers: Providers, owner: 
 def test_one_withdrawal_that_cannot_be_resumed_stops_no_other(
     providers: Providers, owner: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared import holding_cell
+    from shared.money import holding_cell
 
     poisoned, other = _planned(owner, providers), _planned(owner, providers)
     _a_while_ago(owner)

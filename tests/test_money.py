@@ -18,7 +18,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from shared import deadlines, engine
+from shared.commitments import deadlines, engine
 from tests import factories as f
 from tests.conftest import Providers
 from tests.fakes import payment_intent
@@ -124,7 +124,7 @@ def test_overlapping_detection_and_execution_with_faults_pays_each_goal_at_most_
     # Scheduler passes in processes of their own, killed mid-way (SIGKILL) while the others run.
     killed = [
         subprocess.Popen(
-            [sys.executable, "-c", "from shared import deadlines; deadlines.run()"],
+            [sys.executable, "-c", "from shared.commitments import deadlines; deadlines.run()"],
             cwd=Path(__file__).resolve().parent.parent,
             env=dict(os.environ),
             stdout=subprocess.DEVNULL,

@@ -16,8 +16,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from shared import db, notifications, proof
+from shared import db, notifications
 from shared.auth import mint_token
+from shared.proof import capture as proof
 from shared.providers import email as email_provider
 from tests import factories as f
 from tests.conftest import Providers

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from shared import db, fingerprints
+from shared import db
 from shared.auth import mint_token
+from shared.proof import fingerprints
 from tests import factories as f
 from tests.http_helpers import bearer, client
 from tests.images import PNG, picture, resized

@@ -12,7 +12,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from shared import kompromat, sealing
+from shared.account import kompromat, sealing
 from shared.auth import mint_token
 from shared.config import get_settings
 from shared.dev.localdb import POSTGRES_BIN

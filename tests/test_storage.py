@@ -14,7 +14,7 @@ import pytest
 
 from shared.config import get_settings
 from shared.dev.cli import buckets_sql
-from shared.proof import UPLOAD_MIME_TYPES
+from shared.proof.capture import UPLOAD_MIME_TYPES
 
 Conn = psycopg.Connection[Any]
 

@@ -56,10 +56,10 @@ def test_only_providers_import_an_sdk(sdk: str) -> None:
 
 
 def test_every_provider_error_is_one_of_the_pair() -> None:
-    from shared.engine.errors import Permanent, Retryable
+    from shared.account.x_oauth import XRevoked
+    from shared.commitments.engine.errors import Permanent, Retryable
     from shared.providers import email, gemini, stripe_api
     from shared.providers.errors import ProviderRefused, ProviderUnavailable
-    from shared.x_oauth import XRevoked
 
     for retry in (email.EmailRetryable, gemini.GraderUnavailable, Retryable):
         assert issubclass(retry, ProviderUnavailable)
@@ -77,8 +77,8 @@ def test_function_entry_points_are_thin_and_assert_free() -> None:
 
 # The rows that travel through several helpers, by the parameter names the helpers give them.
 TRAVELLING_ROWS = {
-    "shared/grading.py": {"sub": "Submission"},
-    **{str(p.relative_to(REPO)): {"row": "Consequence"} for p in (REPO / "shared/engine").glob("*.py")},
+    "shared/proof/grading.py": {"sub": "Submission"},
+    **{str(p.relative_to(REPO)): {"row": "Consequence"} for p in (REPO / "shared/commitments/engine").glob("*.py")},
     "shared/notifications/delivery.py": {"row": "Notification"},
     "shared/notifications/voice.py": {"row": "Notification"},
 }
@@ -146,3 +146,90 @@ SENDS_NOTHING_AT_IMPORT = sorted(
 @pytest.mark.parametrize("function", SENDS_NOTHING_AT_IMPORT)
 def test_importing_a_function_builds_no_notification_models(function: str) -> None:
     assert _loaded_by_importing(function, NOTIFICATION_MODULES) == ""
+
+
+# -----------------------------------------------------------------------------
+# Domains you can see: imports only go down
+# -----------------------------------------------------------------------------
+# The infrastructure every domain reaches, then the domains in the order they may import each other.
+# Peers (money and proof) never import each other; nothing imports a domain above it.
+INFRASTRUCTURE = (
+    "config", "auth", "db", "http", "errors", "log", "links", "webhooks", "charities",
+    "providers", "notifications", "console",
+)  # fmt: skip
+LAYERS = {**dict.fromkeys(INFRASTRUCTURE, 0), "money": 1, "proof": 1, "account": 2, "commitments": 3}
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """The shared modules a file imports, lazy ones included, type-only ones (TYPE_CHECKING) not."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        for inner in ast.iter_child_nodes(node):
+            visit(inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return {m for m in found if m.startswith("shared.") and not m.startswith("shared.dev")}
+
+
+def _part(module: str) -> str:
+    """Which part of shared/ a dotted name belongs to: a domain, or an infrastructure module."""
+    return module.split(".")[1]
+
+
+def import_problems(root: Path) -> list[str]:
+    problems: list[str] = []
+    edges: dict[str, set[str]] = {}
+    for path in sorted((root / "shared").rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[1] in ("dev", "__init__"):
+            continue
+        here = parts[1]
+        if here not in LAYERS:
+            problems.append(f"{'/'.join(parts)}: {here} is in no layer")
+            continue
+        for module in sorted(_runtime_imports(path)):
+            there = _part(module)
+            if there == here or there not in LAYERS:
+                continue
+            edges.setdefault(here, set()).add(there)
+            if LAYERS[there] > LAYERS[here] or (LAYERS[there] == LAYERS[here] and LAYERS[here] > 0):
+                problems.append(f"{'/'.join(parts)} imports {module}: {here} may not import {there}")
+            if any(name.startswith("_") for name in module.split(".")[2:]) and LAYERS[here] > 0:
+                problems.append(f"{'/'.join(parts)} imports {module}: another part's private name")
+
+    # And no cycle between the parts, whatever the layers say.
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in edges.get(start, ()))
+
+    problems += [f"cycle: {a} and {b} import each other" for a in edges for b in edges[a] if reaches(b, a, {b})]
+    return problems
+
+
+def test_imports_only_go_down_between_domains() -> None:
+    assert import_problems(REPO) == []
+
+
+def test_the_domain_check_sees_an_upward_import_a_private_one_and_a_cycle(tmp_path: Path) -> None:
+    for package in ("money", "commitments", "proof"):
+        (tmp_path / "shared" / package).mkdir(parents=True)
+    (tmp_path / "shared" / "money" / "cell.py").write_text(
+        "def f() -> None:\n    from shared.commitments import deadlines\n"
+    )
+    (tmp_path / "shared" / "commitments" / "deadlines.py").write_text("from shared.money.cell import _secret\n")
+    (tmp_path / "shared" / "proof" / "grading.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from shared.commitments import deadlines\n"
+    )
+    found = import_problems(tmp_path)
+    assert any("money may not import commitments" in p for p in found)
+    assert any("private name" in p for p in found)
+    assert any(p.startswith("cycle:") for p in found)
+    assert not any("shared/proof/grading" in p for p in found)  # a type-only import is no dependency

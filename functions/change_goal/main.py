@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import goal_changes
+from shared.commitments import goal_changes
 from shared.http import Auth, Call, endpoint
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import deadlines
+from shared.commitments import deadlines
 from shared.http import Auth, Call, endpoint
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import x_oauth
+from shared.account import x_oauth
 from shared.http import Auth, Call, endpoint
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import contests
+from shared.commitments import contests
 from shared.http import Auth, Call, endpoint
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import leaving
+from shared.account import leaving
 from shared.http import Auth, Call, endpoint
 
 

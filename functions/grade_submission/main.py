@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import grading
 from shared.http import Auth, Call, endpoint
+from shared.proof import grading
 from shared.webhooks import DatabaseWebhook
 
 

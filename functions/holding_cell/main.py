@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import holding_cell as cell
 from shared.http import Auth, Call, endpoint
+from shared.money import holding_cell as cell
 
 
 @functions_framework.http

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import review
+from shared.commitments import review
 from shared.errors import forbidden
 from shared.http import Auth, Call, endpoint
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import stripe_events
 from shared.http import Auth, Call, endpoint
-from shared.stripe_events import WebhookResult
+from shared.money import stripe_events
+from shared.money.stripe_events import WebhookResult
 
 
 @functions_framework.http

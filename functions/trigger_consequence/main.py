@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import engine
+from shared.commitments import engine
 from shared.http import Auth, Call, endpoint
 
 

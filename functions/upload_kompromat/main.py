@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared import kompromat
+from shared.account import kompromat
 from shared.http import Auth, Call, endpoint
 
 

@@ -66,7 +66,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_rotate_keys(args: argparse.Namespace) -> int:
     """Re-encrypt every vault item (kompromat, X tokens) to the newest key."""
-    from shared import kompromat, x_oauth
+    from shared.account import kompromat, x_oauth
     from shared.config import ConfigError, get_settings
 
     try:
@@ -84,7 +84,7 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
 
 def cmd_reapply_erasures(args: argparse.Namespace) -> int:
     """After restoring a backup: erase again every account the erasure log names (restore runbook)."""
-    from shared import leaving
+    from shared.account import leaving
     from shared.providers import storage
 
     if args.file:
@@ -138,7 +138,7 @@ def buckets_sql() -> str:
     from psycopg import sql
 
     from shared.config import ConfigError, Settings, get_settings
-    from shared.proof import UPLOAD_MIME_TYPES
+    from shared.proof.capture import UPLOAD_MIME_TYPES
 
     try:
         name, limit = get_settings().submission_bucket, get_settings().grading_max_proof_bytes
@@ -277,7 +277,7 @@ def cmd_vault_store(args: argparse.Namespace) -> int:
 
 def cmd_stripe_webhook(args: argparse.Namespace) -> int:
     """Make Stripe's webhook endpoint at --url receive exactly the events the handler applies."""
-    from shared.stripe_events import HANDLED_EVENTS
+    from shared.money.stripe_events import HANDLED_EVENTS
 
     events = list(HANDLED_EVENTS)
     print(f"Stripe webhook endpoint {args.url} receives: {' '.join(events)}")

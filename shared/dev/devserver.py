@@ -17,7 +17,8 @@ from typing import Any
 
 import flask
 
-from shared import db, review
+from shared import db
+from shared.commitments import review
 from shared.config import get_settings
 from shared.dev import migrate
 from shared.dev.localdb import REPO_ROOT

@@ -106,8 +106,8 @@ def _unverified_claim(token: str, claim: str) -> str | None:
 
 def _witness_proof_html(token: str) -> str:
     """The proof as grade_submission's witness_proof answers it (what a frontend shows before the buttons)."""
-    from shared import grading
     from shared.errors import ApiError
+    from shared.proof import grading
 
     try:
         shown = grading.witness_proof(grading.WitnessProofRequest(action="witness_proof", token=token))

@@ -25,7 +25,7 @@ from shared.providers import once_per_process
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 if TYPE_CHECKING:
-    from shared.proof import Proof
+    from shared.proof.capture import Proof
 
 PROMPT_VERSION = "grader-2026-12-01.1"
 API_VERSION = "v1beta"

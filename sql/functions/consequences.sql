@@ -29,7 +29,7 @@ drop function if exists private.has_protecting_submission(uuid, timestamptz);
 -- On time means inserted in time (submitted_at is the server's clock, set by a guard): however
 -- late we capture it (a slow Database Webhook, a cold instance, a provider outage), a submission
 -- protects its checkpoint until it has a final verdict, however long the grader, the witness or
--- the review takes; a late capture goes to a person (shared/grading.py), never to a charge.
+-- the review takes; a late capture goes to a person (shared/proof/grading.py), never to a charge.
 --
 -- Both conditions are written out in each statement rather than called: a helper with its own
 -- search_path cannot be inlined, and these run for every overdue row.

@@ -2,7 +2,7 @@
 -- Leaving (issue 19): what keeps an account from being erased, the erasure itself (personal data
 -- removed or redacted, money facts kept under a random tombstone id), and the trigger that makes
 -- a deletion of the Auth user (the dashboard, auth.admin.deleteUser) take the same path.
--- shared/erasure.py holds the data map: what erasure does to each table and column, and why.
+-- shared/account/erasure.py holds the data map: what erasure does to each table and column, and why.
 
 -- Why an account cannot be erased yet, or null when it can.
 create or replace function private.erasure_blocker(p_user_id uuid) returns text

@@ -1,6 +1,6 @@
 -- Repeatable: re-applied whenever this file changes (see shared/dev/migrate.py).
 -- The master keys' lifecycle, so an erasure reaches backups: every per-user data key is re-wrapped
--- under the active master key (shared/keys.py), the key it replaced is retired, and a retired key
+-- under the active master key (shared/account/keys.py), the key it replaced is retired, and a retired key
 -- may be destroyed once BACKUP_RETENTION_DAYS have passed since, when no backup it could open
 -- remains. Key material never comes here: only the ids KOMPROMAT_KEYS names.
 

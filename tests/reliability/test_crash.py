@@ -25,8 +25,9 @@ import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
 
-from shared import db, deadlines
+from shared import db
 from shared.auth import mint_token
+from shared.commitments import deadlines
 from shared.dev import localdb
 from tests import factories as f
 from tests.fakes import FakeSendGrid, FakeStripe, FakeX
@@ -142,7 +143,7 @@ def _assert_once(owner: Conn, fakes: dict[str, Any]) -> None:
 CHILD = """
 import sys
 from uuid import UUID
-from shared import deadlines, engine
+from shared.commitments import deadlines, engine
 if sys.argv[1] == "check":
     deadlines.run()
 else:
@@ -247,7 +248,7 @@ def dict_row_factory() -> Any:
 KILLED_AFTER_FINISH = """
 import os, signal, sys
 from uuid import UUID
-from shared.engine import protocol
+from shared.commitments.engine import protocol
 finish = protocol._finish
 def finish_then_die(*args, **kwargs):
     finished = finish(*args, **kwargs)

@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from psycopg.rows import dict_row
 
-from shared import deadlines, engine, stripe_events
+from shared.commitments import deadlines, engine
 from shared.errors import ApiError
-from shared.stripe_events import DISPUTE_STEPS
+from shared.money import stripe_events
+from shared.money.stripe_events import DISPUTE_STEPS
 from tests import factories as f
 from tests.conftest import Providers
 from tests.fakes import FakeStripe, payment_intent, stripe_event, stripe_signature

@@ -11,9 +11,9 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from shared import db
+from shared.commitments.engine import humiliation, payout
+from shared.commitments.engine.row import Consequence
 from shared.config import ConfigError, get_settings
-from shared.engine import humiliation, payout
-from shared.engine.row import Consequence
 from shared.errors import ApiError, not_found
 from shared.log import get_logger
 from shared.providers.errors import ProviderRefused, ProviderUnavailable

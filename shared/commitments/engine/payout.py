@@ -13,9 +13,9 @@ permanent failure releases the earmark in `app.finish_consequence`.
 from __future__ import annotations
 
 from shared import charities
+from shared.commitments.engine.errors import Permanent
+from shared.commitments.engine.row import Consequence
 from shared.db import Connection
-from shared.engine.errors import Permanent
-from shared.engine.row import Consequence
 from shared.providers import stripe_api
 
 

@@ -17,11 +17,13 @@ from uuid import UUID
 
 from pydantic import BaseModel, Discriminator, Field, Tag
 
-from shared import db, fingerprints, injection, links, notifications, proof, webhooks
+from shared import db, links, notifications, webhooks
 from shared.auth import Caller
 from shared.config import get_settings
 from shared.errors import ApiError, bad_request, conflict, forbidden, not_found, unauthorized, unavailable
 from shared.log import get_logger
+from shared.proof import capture as proof
+from shared.proof import fingerprints, injection
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
 _logger = get_logger("threativator.grading")

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from shared import proof
 from shared.config import get_settings
+from shared.proof import capture as proof
 
 # Formats decoded for hashing; HEIC is accepted for grading but Pillow cannot read it.
 DECODABLE = ("PNG", "JPEG", "GIF", "WEBP")

@@ -22,7 +22,7 @@ _logger = get_logger("threativator.keys")
 
 
 def run(batch_size: int = 200) -> dict[str, Any]:
-    from shared import kompromat, x_oauth
+    from shared.account import kompromat, x_oauth
 
     settings = get_settings()
     active = settings.active_kompromat_key_id()

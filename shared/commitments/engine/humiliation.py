@@ -11,8 +11,8 @@ from typing import Any
 from uuid import UUID
 
 from shared import db
-from shared.engine.errors import Permanent, Retryable
-from shared.engine.row import Consequence
+from shared.commitments.engine.errors import Permanent, Retryable
+from shared.commitments.engine.row import Consequence
 from shared.notifications import html
 from shared.providers.errors import ProviderRefused, ProviderUnavailable
 
@@ -93,7 +93,7 @@ def _skip_declined(row: Consequence, deliveries: list[dict[str, Any]]) -> None:
 
 def by_email(row: Consequence) -> str:
     """The kompromat to every verified target, each delivery at most once."""
-    from shared import kompromat
+    from shared.account import kompromat
     from shared.providers import email as email_provider
 
     # The recipients were fixed when the consequence was created; edits since change nothing.
@@ -149,7 +149,7 @@ def by_email(row: Consequence) -> str:
 
 def on_x(row: Consequence) -> str:
     """One post with the kompromat image on the user's connected X account, at most once."""
-    from shared import kompromat, x_oauth
+    from shared.account import kompromat, x_oauth
     from shared.providers import x_api
 
     delivery = _deliveries(row, "x", [(None, "x")])[0]

@@ -13,7 +13,7 @@ import re
 import unicodedata
 import zlib
 
-from shared.proof import Proof
+from shared.proof.capture import Proof
 
 PATTERNS = [
     r"ignore\s+(all\s+|any\s+|the\s+)?(previous|prior|above|earlier|preceding)\s+(instructions|rules|prompts?)",

@@ -8,7 +8,7 @@ consequence finished and every refund final, erases the account: the X token is 
 proof files are deleted from Storage, and the Auth user is deleted through Supabase's Auth admin
 API, whose `delete from auth.users` runs the erasure in the database (app.erase_user, through the
 auth.users trigger; the dashboard takes the same path). What erasure does to each table and column
-is the data map in shared/erasure.py."""
+is the data map in shared/account/erasure.py."""
 
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def settle_due(limit: int = 50) -> dict[str, int]:
     """Leaving accounts: refund the available balance to the card, then erase once nothing is owed."""
     import psycopg
 
-    from shared import holding_cell
+    from shared.money import holding_cell
 
     counts: dict[str, int] = {}
     with db.as_service() as conn:
@@ -280,7 +280,7 @@ def erase(user_id: UUID) -> None:
     """Revoke at X, delete the proof files, then delete the Auth user: Supabase's `delete from
     auth.users` runs app.erase_user in the database (the trigger). Anything that fails stops here,
     before the database forgets what it would need to try again."""
-    from shared import x_oauth
+    from shared.account import x_oauth
     from shared.providers import storage, x_api
 
     with db.as_service() as conn:

@@ -14,12 +14,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag
 
-from shared import db, grading, holding_cell, notifications, proof
+from shared import db, notifications
 from shared.config import get_settings
 from shared.errors import forbidden, not_found
-from shared.grading import ProofShown
 from shared.log import get_logger
+from shared.money import holding_cell
 from shared.notifications import html
+from shared.proof import capture as proof
+from shared.proof import grading
+from shared.proof.grading import ProofShown
 
 _logger = get_logger("threativator.review")
 

@@ -129,7 +129,7 @@ def _dispatch_one(consequence_id: UUID, credential: str) -> tuple[str, float | N
     settings = get_settings()
     if not settings.trigger_consequence_url:
         # No function URL (local development): execute in this process.
-        from shared import engine
+        from shared.commitments import engine
         from shared.errors import ApiError
 
         try:
@@ -211,13 +211,13 @@ def run(_: CheckRequest | None = None) -> CheckResult:
         result.notifications = notifications.send_due()
 
     def regrade() -> None:
-        from shared import grading
+        from shared.proof import grading
 
         result.witness_fallbacks = grading.witness_fallback_due()
         result.regraded = grading.regrade_due(deadline)
 
     def review_sla() -> None:
-        from shared import review
+        from shared.commitments import review
 
         items = review.overdue(settings.operator_sla_hours)
         result.overdue_reviews = [
@@ -229,18 +229,18 @@ def run(_: CheckRequest | None = None) -> CheckResult:
                 review.email_overdue(items, settings.operator_email)
 
     def reconcile() -> None:
-        from shared import reconciliation
+        from shared.money import reconciliation
 
         done = reconciliation.run()
         result.reconciliation = done.model_dump() if done.ran else None
 
     def refunds() -> None:
-        from shared import holding_cell
+        from shared.money import holding_cell
 
         result.refunds_resumed = holding_cell.resume_planned_refunds()
 
     def leaving() -> None:
-        from shared import leaving as accounts
+        from shared.account import leaving as accounts
 
         result.leaving = accounts.settle_due()
         with db.as_service() as conn:
@@ -254,18 +254,18 @@ def run(_: CheckRequest | None = None) -> CheckResult:
             result.leaving["tombstones_purged"] = int(purged["n"])
 
     def keys() -> None:
-        from shared import keys as master_keys
+        from shared.account import keys as master_keys
 
         if settings.kompromat_keys is not None:
             result.keys = master_keys.run()
 
     def erasure_log() -> None:
-        from shared import leaving as accounts
+        from shared.account import leaving as accounts
 
         result.erasures_logged = accounts.export_erasure_log()
 
     def goal_changes() -> None:
-        from shared import goal_changes as changes
+        from shared.commitments import goal_changes as changes
 
         result.goal_changes, judged = changes.apply_due()
         add_detected(result, judged)  # deadlines judged as they stood before a change took effect

@@ -19,7 +19,8 @@ from uuid import UUID
 import flask
 from pydantic import BaseModel
 
-from shared import db, sealing
+from shared import db
+from shared.account import sealing
 from shared.config import Settings, get_settings
 from shared.errors import ApiError, bad_request, refuse_control_characters
 from shared.log import get_logger

@@ -16,6 +16,6 @@
    after an exponential backoff. The user is told, vaguely for humiliation.
 """
 
-from shared.engine.protocol import ExecutionResult, TriggerRequest, execute
+from shared.commitments.engine.protocol import ExecutionResult, TriggerRequest, execute
 
 __all__ = ["ExecutionResult", "TriggerRequest", "execute"]

@@ -19,7 +19,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from shared import db, sealing
+from shared import db
+from shared.account import sealing
 from shared.config import get_settings
 from shared.errors import ApiError, bad_request
 from shared.log import get_logger

@@ -23,7 +23,7 @@ dev: $(STAMP)
 
 ## make test: every test across the machine's cores (PYTEST_WORKERS, auto), with lint and type-check
 ## beside them, against an embedded PostgreSQL. One file: .venv/bin/pytest tests/test_money.py
-PYTEST_WORKERS ?= auto
+PYTEST_WORKERS ?= 3
 test: $(STAMP)
 	@$(MAKE) --no-print-directory -j3 --output-sync=target lint typecheck pytest
 
@@ -37,7 +37,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy shared tests bench $$(ls functions/*/main.py 2>/dev/null)
 
 pytest: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 ## make bench: the benchmarks; figures go to docs/benchmarks.md
 bench: $(STAMP)

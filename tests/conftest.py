@@ -108,7 +108,11 @@ def pg_url(pg_data_dir: Path) -> Iterator[str]:
                     psycopg.sql.Identifier(name), psycopg.sql.Identifier(TEMPLATE_DATABASE)
                 )
             )
-    yield database_url(template, name)
+    url = database_url(template, name)
+    with psycopg.connect(url) as conn:
+        # pg_cron records the database a job was scheduled in: this clone's, as if migrated here.
+        conn.execute("update cron.job set database = current_database()")
+    yield url
     db.close_pool()
 
 

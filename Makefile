@@ -21,7 +21,7 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/threativator dev
 
-## make test: every test across the machine's cores (PYTEST_WORKERS, auto), with lint and type-check
+## make test: every test in parallel (PYTEST_WORKERS, 3: the tests wait on I/O as much as on the cores), with lint and type-check
 ## beside them, against an embedded PostgreSQL. One file: .venv/bin/pytest tests/test_money.py
 PYTEST_WORKERS ?= 3
 test: $(STAMP)
@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.detection 3
 	$(BIN)/python -m bench.overhead 10
 	$(BIN)/python -m bench.dispatch 10000
+	$(BIN)/python -m bench.dispatch_limits 400
 	$(BIN)/python -m bench.proof_hashes 200
 	$(BIN)/python -m bench.grading_cost
 

@@ -8,7 +8,10 @@ Counted: every transfer request, the transfers created (one per new idempotency 
 transfers created per consequence (from `metadata[consequence_id]`). A duplicate is a second
 transfer created for the same consequence, whatever its key.
 
-    python -m bench.standins PORT DELAY_SECONDS
+With a LIMIT (requests per second), transfers past it are refused as Stripe refuses them: 429 with
+its `rate_limit` error body, counted as `limited` (a token bucket holding one second's worth).
+
+    python -m bench.standins PORT DELAY_SECONDS [LIMIT]
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-STATE: dict[str, Any] = {"requests": 0, "transfers": {}, "per_consequence": Counter(), "mails": 0}
+STATE: dict[str, Any] = {"requests": 0, "transfers": {}, "per_consequence": Counter(), "mails": 0, "limited": 0}
+BUCKET: dict[str, float] = {"limit": 0.0, "tokens": 0.0, "at": 0.0}
 LOCK = threading.Lock()
 IDS = itertools.count(1)
 
@@ -37,7 +41,23 @@ def stats() -> dict[str, int]:
             "consequences": len(per_consequence),
             "duplicates": sum(count - 1 for count in per_consequence.values()),
             "mails": STATE["mails"],
+            "limited": STATE["limited"],
         }
+
+
+def _over_limit() -> bool:
+    """Take a token from the bucket (refilled at LIMIT per second); True when none was left."""
+    if not BUCKET["limit"]:
+        return False
+    with LOCK:
+        now = time.monotonic()
+        BUCKET["tokens"] = min(BUCKET["limit"], BUCKET["tokens"] + (now - BUCKET["at"]) * BUCKET["limit"])
+        BUCKET["at"] = now
+        if BUCKET["tokens"] < 1:
+            STATE["limited"] += 1
+            return True
+        BUCKET["tokens"] -= 1
+        return False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -60,13 +80,29 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/stats":
             self._answer(200, json.dumps(stats()).encode())
+        elif self.path.startswith("/v1/transfers"):
+            # The engine's look for a transfer an earlier attempt may have made: by group, then metadata.
+            query = parse_qs(self.path.partition("?")[2])
+            group = query.get("transfer_group", [""])[0]
+            with LOCK:
+                found = [t for t in STATE["transfers"].values() if t.get("transfer_group") == group]
+            self._answer(200, json.dumps({"object": "list", "data": found, "has_more": False}).encode())
         else:
             self._answer(404, b"{}")
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         time.sleep(self.delay)
-        if self.path == "/v1/transfers":
+        if self.path == "/v1/transfers" and _over_limit():
+            error = {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "rate_limit",
+                    "message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+                }
+            }
+            self._answer(429, json.dumps(error).encode())
+        elif self.path == "/v1/transfers":
             form = {name: values[0] for name, values in parse_qs(body.decode()).items()}
             key = self.headers.get("Idempotency-Key", "")
             with LOCK:
@@ -77,6 +113,8 @@ class Handler(BaseHTTPRequestHandler):
                         "id": f"tr_{next(IDS)}",
                         "object": "transfer",
                         "amount": int(form["amount"]),
+                        "transfer_group": form.get("transfer_group"),
+                        "metadata": {k[9:-1]: v for k, v in form.items() if k.startswith("metadata[")},
                     }
                 transfer = STATE["transfers"][key]
             self._answer(200, json.dumps(transfer).encode())
@@ -90,6 +128,8 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     Handler.delay = float(sys.argv[2])
+    BUCKET["limit"] = BUCKET["tokens"] = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+    BUCKET["at"] = time.monotonic()
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
     server.daemon_threads = True
     server.serve_forever()

@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     detection_batch_size: int = Field(default=500, gt=0)
     check_deadlines_time_budget_seconds: float = Field(default=45.0, gt=0)
     dispatch_concurrency: int = Field(default=8, ge=1, le=64)
+    # Stripe allows about 100 write requests a second in live mode, and each payout is one: dispatch
+    # starts at most this many consequences a second, leaving room for refunds. 0: unpaced.
+    dispatch_per_second: float = Field(default=80, ge=0)
     dispatch_limit: int = Field(default=500, ge=1)
     dispatch_timeout_seconds: float = Field(default=60.0, gt=0)
     consequence_lease_seconds: int = Field(default=120, gt=0)

@@ -158,6 +158,32 @@ def _dispatch_one(consequence_id: UUID, credential: str) -> tuple[str, float | N
     return "failed", None
 
 
+class Pace:
+    """Starts at most `per_second` calls a second, across threads (0: no limit). Dispatch stays under
+    Stripe's rate limit rather than meeting it: a 429 costs the consequence a backoff."""
+
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._clock, self._sleep = clock, sleep
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            self._sleep(start - now)
+
+
 def dispatch(result: CheckResult, deadline: float) -> None:
     settings = get_settings()
     with db.as_service() as conn:
@@ -172,8 +198,10 @@ def dispatch(result: CheckResult, deadline: float) -> None:
     credential = _credential()
     lock = threading.Lock()
     backoff_until = [0.0]
+    pace = Pace(settings.dispatch_per_second)
 
     def run_one(consequence_id: UUID) -> str:
+        pace.wait()
         # Honour Retry-After: once the executor asks us to wait, the rest waits for the next run.
         with lock:
             if time.monotonic() < backoff_until[0] or time.monotonic() > deadline:

@@ -68,8 +68,8 @@ def _cpu_table(seconds: dict[str, float], n: int, cores: int) -> tuple[str, floa
     return rows, total, cores * 1000 / total  # per second, if every core did nothing else
 
 
-def _drain(ids: list[str], execute: Callable[[str], object]) -> float:
-    """CLIENTS threads take ids until none is left; the seconds it took."""
+def drain(ids: list[str], execute: Callable[[str], object], clients: int = CLIENTS) -> float:
+    """`clients` threads take ids until none is left; the seconds it took."""
     queue = list(ids)
     lock = threading.Lock()
 
@@ -82,7 +82,7 @@ def _drain(ids: list[str], execute: Callable[[str], object]) -> float:
             execute(consequence)
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(CLIENTS)]
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
@@ -157,7 +157,7 @@ def main() -> None:
                     "the clients (this process)": os.getpid(),
                 }
                 with CpuMeter(families) as meter:
-                    elapsed = _drain(over_http, post)
+                    elapsed = drain(over_http, post)
             # The same work without HTTP: CLIENTS threads of this process call the executor itself.
             from shared.commitments import engine
             from shared.config import get_settings
@@ -170,7 +170,7 @@ def main() -> None:
                 "the Stripe stand-in": standins.pid,
             }
             with CpuMeter(local_families) as local_meter:
-                local_elapsed = _drain(in_process, lambda consequence: engine.execute(UUID(consequence)))
+                local_elapsed = drain(in_process, lambda consequence: engine.execute(UUID(consequence)))
             with psycopg.connect(url) as conn:
                 done = conn.execute(
                     "select count(*) from public.consequences where execution_status = 'completed'"

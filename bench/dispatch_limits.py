@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import psycopg
 
 from bench.common import ROOT, write_section
-from bench.dispatch import DELAY, SECRET, SEED, THREADS, WORKERS
+from bench.dispatch import DELAY, SECRET, SEED, THREADS, WORKERS, drain
 from bench.plots import lines
 from bench.servers import database, free_port, gunicorn
 from shared.auth import mint_token
@@ -33,6 +33,23 @@ from shared.auth import mint_token
 LEVELS = (1, 2, 4, 8, 16)
 STRIPE_LIVE_WRITES_PER_SECOND = 100  # Stripe's documented live-mode limit (docs.stripe.com/rate-limits)
 LIMITED_BATCH = 1000
+
+
+@contextmanager
+def served(url: str, limit: float | None = None) -> Iterator[tuple[str, str]]:
+    """trigger_consequence under gunicorn (its URL), against a Stripe stand-in (its base URL) limited to
+    `limit` requests a second."""
+    with (
+        standins(limit) as base,
+        gunicorn(
+            "trigger_consequence",
+            ROOT / "functions/trigger_consequence/main.py",
+            env_for(url, base),
+            workers=WORKERS,
+            threads=THREADS,
+        ) as (fn_url, _),
+    ):
+        yield fn_url, base
 
 
 @contextmanager
@@ -59,27 +76,6 @@ def standins(limit: float | None = None) -> Iterator[str]:
 def stats(base: str) -> dict[str, int]:
     answer: dict[str, int] = json.loads(urllib.request.urlopen(f"{base}/stats", timeout=5).read())  # noqa: S310
     return answer
-
-
-def drain(ids: list[str], clients: int, execute: Callable[[str], object]) -> float:
-    queue = list(ids)
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                if not queue:
-                    return
-                consequence = queue.pop()
-            execute(consequence)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started
 
 
 def poster(url: str, token: str) -> Callable[[str], object]:
@@ -127,16 +123,7 @@ def limited_round(url: str, token: str, batch: list[str], paced: bool) -> dict[s
     """One batch against a stand-in limited to Stripe's live rate; asked again until every one is paid."""
     from shared.commitments.deadlines import Pace
 
-    with (
-        standins(STRIPE_LIVE_WRITES_PER_SECOND) as base,
-        gunicorn(
-            "trigger_consequence",
-            ROOT / "functions/trigger_consequence/main.py",
-            env_for(url, base),
-            workers=WORKERS,
-            threads=THREADS,
-        ) as (fn_url, _),
-    ):
+    with served(url, STRIPE_LIVE_WRITES_PER_SECOND) as (fn_url, base):
         post = poster(fn_url, token)
         pace = Pace(PACE if paced else 0)
 
@@ -147,7 +134,7 @@ def limited_round(url: str, token: str, batch: list[str], paced: bool) -> dict[s
         started = time.perf_counter()
         pending = batch
         while pending and time.perf_counter() - started < 300:
-            drain(pending, 16, paced_post)
+            drain(pending, paced_post)
             with psycopg.connect(url) as conn:
                 left = conn.execute(
                     "select id::text, next_attempt_at from public.consequences"
@@ -198,20 +185,11 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(SEED.replace("%(n)s", str(total)).encode())
             ids = [str(r[0]) for r in conn.execute("select id from public.consequences order by id").fetchall()]
-        with (
-            standins() as base,
-            gunicorn(
-                "trigger_consequence",
-                ROOT / "functions/trigger_consequence/main.py",
-                env_for(url, base),
-                workers=WORKERS,
-                threads=THREADS,
-            ) as (fn_url, _),
-        ):
+        with served(url) as (fn_url, _):
             post = poster(fn_url, token)
             for index, clients in enumerate(LEVELS):
                 batch = ids[index * per_level : (index + 1) * per_level]
-                elapsed = drain(batch, clients, post)
+                elapsed = drain(batch, post, clients)
                 curve.append((clients, len(batch) / elapsed))
                 print(f"{clients:2d} clients: {len(batch) / elapsed:.0f}/s")
         rounds: dict[str, dict[str, float]] = {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from shared.dev import localdb
+from shared.dev.browser import binaries
 from tests import frontend
 
 
@@ -119,7 +119,7 @@ def _run_demo_and_check_the_outbox(repo_root: Path, env: dict[str, str], port: i
     # The demo ends with an operator deciding a reuse item in the console (in headless Chromium
     # where this machine has it).
     assert "[12] The same photo twice: an operator decides it in the console" in story
-    if shutil.which("chromium") and shutil.which("chromedriver"):
+    if binaries() is not None:
         assert "console: both photos side by side; Decided: submission pass, now passed." in story, story
     else:
         assert '"decided": "pass"' in story

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from werkzeug.serving import make_server
 
 from shared.auth import mint_token
 from shared.config import get_settings
+from shared.dev.browser import binaries, chromium
 from tests import factories as f
 from tests.http_helpers import client
 from tests.images import PNG
@@ -33,8 +33,6 @@ from tests.test_grading import Stack, as_user, file_submission, grade
 from tests.test_grading import stack as stack
 from tests.test_proof_reuse import _second_checkpoint_submission
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "operators"
 HOSTILE_TEXT = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2; document.title="pwned"</script>'
 
@@ -78,7 +76,7 @@ def test_production_offers_no_development_token(database: str, monkeypatch: pyte
 # In a real browser
 # -----------------------------------------------------------------------------
 browser_only = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
+    binaries() is None,
     reason="SKIPPED, NOT RUN: Debian's chromium and chromium-driver are not installed here"
     " (.ci/run installs them when it runs as root)",
 )
@@ -98,26 +96,7 @@ def console_url(stack: Stack) -> Iterator[str]:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(0)
+    driver = chromium()
     try:
         yield driver
     finally:

@@ -456,7 +456,7 @@ def _settle(http: Any, service: dict[str, str], goal_id: Any, unfinished: tuple[
 def _console_decides_reuse(http: Any, say: Narrator, base_url: str) -> None:
     """A user sends the same photo for two checkpoints; an operator sees both in the console and
     decides, in headless Chromium when this machine has it (Debian's chromium and chromium-driver)."""
-    import shutil
+    from shared.dev.browser import binaries
 
     say.title("The same photo twice: an operator decides it in the console")
     user_id = uuid.uuid4()
@@ -508,8 +508,7 @@ def _console_decides_reuse(http: Any, say: Narrator, base_url: str) -> None:
         )
     token = mint_token(str(operator_id), app_metadata={"role": "operator"}, ttl_seconds=900)
     console = f"{base_url}/operator_console"
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
+    if binaries() is None:
         say.say(f"no Chromium here: open {console}, paste make dev's operator token, and decide it there")
         decision = {
             "action": "decide_submission",
@@ -521,29 +520,16 @@ def _console_decides_reuse(http: Any, say: Narrator, base_url: str) -> None:
         say.request("POST", "/operator_review", decision, http.post("/operator_review", headers=headers, json=decision))
         return
     say.say(f"console: {console} (headless Chromium, signed in with a development operator token)")
-    say.say("console: " + _decide_in_browser(console, token, submitted[-1], chromium, driver))
+    say.say("console: " + _decide_in_browser(console, token, submitted[-1]))
 
 
-def _decide_in_browser(console: str, token: str, submission: Any, chromium: str, driver_path: str) -> str:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def _decide_in_browser(console: str, token: str, submission: Any) -> str:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ):
-        options.add_argument(argument)
-    browser = webdriver.Chrome(service=Service(driver_path), options=options)
+    from shared.dev.browser import chromium
+
+    browser = chromium()
     try:
         wait = WebDriverWait(browser, 15)
         browser.get(console)

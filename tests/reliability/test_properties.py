@@ -258,16 +258,23 @@ class LedgerMachine(RuleBasedStateMachine):
                 deadlines.run()
                 left = self.conn.execute(
                     "select count(*) as n from public.consequences where execution_status in ('pending', 'executing')"
+                    " and app.goal_disputed_cents(goal_id) = 0"
                 ).fetchone()
                 if left == {"n": 0}:
                     break
-            # A share fails only when its goal holds nothing more (refunded, charged back or released).
-            failed = self.conn.execute(
-                "select last_error, app.goal_reserved_cents(goal_id) as held from public.consequences"
-                " where execution_status <> 'completed'"
+            # A share fails only when its goal holds nothing more (refunded, charged back or released),
+            # and waits, with its reason, while an open dispute holds its goal's money.
+            unfinished = self.conn.execute(
+                "select execution_status::text as status, last_error, deferred_reason,"
+                " app.goal_reserved_cents(goal_id) as held, app.goal_disputed_cents(goal_id) as disputed"
+                " from public.consequences where execution_status <> 'completed'"
             ).fetchall()
-            for row in failed:
-                assert (row["last_error"] or "").startswith("insufficient_funds") and row["held"] == 0, failed
+            for row in unfinished:
+                waiting = (
+                    row["status"] == "pending" and row["disputed"] > 0 and "dispute" in (row["deferred_reason"] or "")
+                )
+                failed = (row["last_error"] or "").startswith("insufficient_funds") and row["held"] == 0
+                assert waiting or failed, unfinished
             self.charity_money_follows_the_ledger()
         finally:
             self.conn.close()

@@ -294,6 +294,7 @@ CHANGED_SINCE_MOVE = frozenset(
         # What a deadline costs is fixed when the goal activates (checkpoints.stake_cents).
         "app.activate_goal",
         "private.settle_final_part",
+        "app.activate_own_goal",
         # Disputes never free the stake: what a dispute took goes back where it came from.
         "app.goal_disputed_cents",
         "private.dispute_goal_takings",

@@ -149,3 +149,53 @@ def test_the_sql_default_limit_is_the_setting(owner: Conn) -> None:
     default = Settings.model_fields["max_checkpoints_per_goal"].default
     assert len(rows) == 2
     assert all(f"p_max_checkpoints integer DEFAULT {default}" in r["args"] for r in rows)
+
+
+# -----------------------------------------------------------------------------
+# Activation: the owner commits through change_goal
+# -----------------------------------------------------------------------------
+def activate(user: UUID, goal: UUID) -> Any:
+    from shared.auth import mint_token
+    from tests.http_helpers import bearer, client
+
+    return client("change_goal").post(
+        "/", json={"action": "activate", "goal_id": str(goal)}, headers=bearer(mint_token(str(user)))
+    )
+
+
+def test_the_owner_activates_a_draft_and_its_parts_are_fixed(providers: Providers, owner: Conn) -> None:
+    alice, bob = f.user(owner, "alice"), f.user(owner, "bob")
+    goal = draft(owner, alice, stake="30.00", deadlines=[5 * DAY, 10 * DAY])
+    # Another user's draft and an unknown id are the same 404, and change nothing.
+    assert activate(bob, goal).status_code == 404
+    assert activate(alice, UUID(int=5)).json == activate(bob, goal).json
+    answer = activate(alice, goal)
+    assert answer.status_code == 200, answer.json
+    assert answer.json["status"] == "active" and answer.json["stake_cents"] == 3000
+    assert [c["stake_cents"] for c in answer.json["checkpoints"]] == [1000, 1000, 1000]
+    assert [c["is_final"] for c in answer.json["checkpoints"]] == [False, False, True]
+    assert cell(owner, alice) == {"available_cents": 0, "reserved_cents": 3000}
+    again = activate(alice, goal)
+    assert again.status_code == 409 and "only a draft goal can be activated" in again.json["error"]["message"]
+
+
+def test_activation_is_refused_without_the_stake_or_past_the_limit(providers: Providers, owner: Conn) -> None:
+    alice = f.user(owner, "alice")
+    goal = f.goal(owner, alice, stake="50.00", checkpoints=1, activate=False)  # nothing deposited
+    short = activate(alice, goal)
+    assert short.status_code == 400 and "deposit more before activating" in short.json["error"]["message"]
+    limit = Settings.model_fields["max_checkpoints_per_goal"].default
+    many = draft(owner, alice, stake="1.00", deadlines=[DAY + n * timedelta(hours=2) for n in range(limit + 1)])
+    refused = activate(alice, many)
+    assert refused.status_code == 400 and f"at most {limit} checkpoints" in refused.json["error"]["message"]
+    status = owner.execute("select status::text from public.goals where id in (%s, %s)", [goal, many]).fetchall()
+    assert [r["status"] for r in status] == ["draft", "draft"]  # nothing half-done
+    assert cell(owner, alice)["reserved_cents"] == 0
+
+
+def test_a_leaving_account_activates_nothing(providers: Providers, owner: Conn) -> None:
+    alice = f.user(owner, "alice")
+    goal = draft(owner, alice, stake="10.00", deadlines=[5 * DAY])
+    owner.execute("update public.users set leaving_requested_at = now() where id = %s", [alice])
+    refused = activate(alice, goal)
+    assert refused.status_code == 409 and "leaving" in refused.json["error"]["message"]

@@ -91,7 +91,12 @@ class ListRequests(BaseModel):
     goal_id: UUID
 
 
-ChangeGoalRequest = Annotated[RequestChange | CancelRequest | ListRequests, Field(discriminator="action")]
+class Activate(BaseModel):
+    action: Literal["activate"]
+    goal_id: UUID = Field(description="A draft of the caller's, with its checkpoints planned")
+
+
+ChangeGoalRequest = Annotated[RequestChange | CancelRequest | ListRequests | Activate, Field(discriminator="action")]
 
 
 class ChangeView(BaseModel):
@@ -140,6 +145,46 @@ def request(user_id: UUID, body: RequestChange) -> ChangeView:
     assert row is not None  # the function returns the row or raises
     notifications.send_queued_about([row["id"]])
     return ChangeView(**row)
+
+
+class ActivePart(BaseModel):
+    checkpoint_id: UUID
+    title: str
+    deadline: datetime
+    is_final: bool
+    stake_cents: int = Field(description="What this deadline puts at stake, fixed now")
+
+
+class Activated(BaseModel):
+    goal_id: UUID
+    status: Literal["active"]
+    activated_at: datetime
+    stake_cents: int = Field(description="Reserved from the holding cell's available balance")
+    checkpoints: list[ActivePart]
+
+
+def activate(user_id: UUID, body: Activate) -> Activated:
+    """The owner commits: the stake is reserved from the available balance (refused when short) and
+    what each deadline puts at stake is fixed (app.activate_goal)."""
+    with db.as_service() as conn:
+        goal = conn.execute(
+            "select id, activated_at, round(monetary_stake * 100)::bigint as stake_cents"
+            " from app.activate_own_goal(%s, %s, %s)",
+            [body.goal_id, user_id, get_settings().max_checkpoints_per_goal],
+        ).fetchone()
+        assert goal is not None  # the function returns the row or raises
+        parts = conn.execute(
+            "select id as checkpoint_id, title, deadline, is_final, stake_cents from public.checkpoints"
+            " where goal_id = %s order by order_position",
+            [body.goal_id],
+        ).fetchall()
+    return Activated(
+        goal_id=goal["id"],
+        status="active",
+        activated_at=goal["activated_at"],
+        stake_cents=goal["stake_cents"],
+        checkpoints=[ActivePart(**p) for p in parts],
+    )
 
 
 def cancel(user_id: UUID, body: CancelRequest) -> ChangeView:

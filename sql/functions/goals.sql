@@ -95,6 +95,27 @@ begin
 end
 $$;
 
+-- The owner activates their draft (change_goal's `activate`): another user's goal and an unknown
+-- one are the same 404, before any state is looked at; a leaving account commits to nothing new.
+create or replace function app.activate_own_goal(p_goal_id uuid, p_user_id uuid, p_max_checkpoints integer)
+returns public.goals
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_owner uuid;
+begin
+  select g.user_id into v_owner from public.goals g where g.id = p_goal_id for update;
+  if v_owner is distinct from p_user_id then
+    raise exception using errcode = 'P0002', message = 'no such goal';
+  end if;
+  if exists (select 1 from public.users u where u.id = p_user_id and u.leaving_requested_at is not null) then
+    raise exception using errcode = '55000', message = 'this account is leaving: it starts no new goal';
+  end if;
+  return app.activate_goal(p_goal_id, p_max_checkpoints);
+end
+$$;
+
 -- Records a grade, completes the checkpoint (and the goal, releasing the rest of its
 -- stake) when a submission made in time passes, and queues the owner's notices.
 create or replace function app.record_grade(
@@ -157,10 +178,10 @@ $$;
 
 revoke all on function app.audit(text, uuid, text, uuid, jsonb) from public;
 
-revoke all on function app.activate_goal(uuid, integer) from public;
+revoke all on function app.activate_goal(uuid, integer), app.activate_own_goal(uuid, uuid, integer) from public;
 
 revoke all on function app.record_grade(uuid, public.submission_status, jsonb, public.verdict_enum, boolean) from public;
 
-grant execute on function app.activate_goal(uuid, integer) to service_role;
+grant execute on function app.activate_goal(uuid, integer), app.activate_own_goal(uuid, uuid, integer) to service_role;
 
 grant execute on function app.record_grade(uuid, public.submission_status, jsonb, public.verdict_enum, boolean) to service_role;

@@ -156,11 +156,14 @@ def test_a_dispute_on_a_closed_goal_returns_what_it_no_longer_needs_to_available
     assert cell(owner, user) == {"available_cents": 4000, "reserved_cents": 0, "disputed_cents": 0}
 
 
-def test_an_inquiry_closed_without_a_chargeback_gives_back_what_it_held(providers: Providers, owner: Conn) -> None:
+@pytest.mark.parametrize("outcome", ["warning_closed", "prevented"])
+def test_an_inquiry_closed_without_a_chargeback_gives_back_what_it_held(
+    providers: Providers, owner: Conn, outcome: str
+) -> None:
     user, goal = deposit_and_commit(owner, "pi_ask", 3000, checkpoints=0)
     _event("charge.dispute.created", _dispute("du_ask", "pi_ask", 3000, "warning_needs_response"))
     assert goal_reserve(owner, goal) == 0
-    closed = _event("charge.dispute.closed", _dispute("du_ask", "pi_ask", 3000, "warning_closed"))
+    closed = _event("charge.dispute.closed", _dispute("du_ask", "pi_ask", 3000, outcome))
     assert closed.json["applied"] == "dispute_won"
     assert goal_reserve(owner, goal) == 3000
     assert cell(owner, user) == {"available_cents": 0, "reserved_cents": 3000, "disputed_cents": 0}

@@ -66,10 +66,16 @@ def test_production_offers_no_development_token(database: str, monkeypatch: pyte
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("CORS_ORIGINS", "https://app.example.com")
     monkeypatch.setenv("SUPABASE_PUBLISHABLE_KEY", "sb_publishable_console")
+    monkeypatch.setenv("OPERATOR_REVIEW_URL", "https://review.example.run.app/")
     get_settings.cache_clear()
-    html = client("operator_console").get("/").get_data(as_text=True)
+    page = client("operator_console").get("/")
+    html = page.get_data(as_text=True)
     config = json.loads(html.split('id="config">')[1].split("</script>")[0])
     assert config["development_token"] is False and config["publishable_key"] == "sb_publishable_console"
+    # operator_review on an origin of its own: the page may talk to it, and to nothing else new.
+    assert config["review_url"] == "https://review.example.run.app/"
+    connect = next(d for d in page.headers["Content-Security-Policy"].split("; ") if d.startswith("connect-src"))
+    assert connect == f"connect-src 'self' {get_settings().supabase_url.rstrip('/')} https://review.example.run.app"
 
 
 # -----------------------------------------------------------------------------
@@ -130,6 +136,21 @@ def _auth_stand_in(stack: Stack, token: str) -> None:
         return Response(json.dumps(session), 200, headers=cors, content_type="application/json")
 
     stack.server.expect_request("/auth/v1/token").respond_with_handler(answer)
+
+    def otp(request: Request) -> Response:
+        cors = {
+            "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
+            "Access-Control-Allow-Headers": "content-type, apikey",
+            "Access-Control-Allow-Methods": "POST",
+        }
+        return Response(
+            "{}" if request.method == "POST" else "",
+            200 if request.method == "POST" else 204,
+            headers=cors,
+            content_type="application/json",
+        )
+
+    stack.server.expect_request("/auth/v1/otp").respond_with_handler(otp)
 
 
 def _wait(driver: Any, condition: Any, timeout: float = 10) -> Any:
@@ -207,10 +228,16 @@ def test_an_operator_decides_from_the_console_in_a_real_browser(
     operator = f.user(owner, "olive")
     _auth_stand_in(stack, mint_token(str(operator), app_metadata={"role": "operator"}))
 
-    # Signing in: a wrong password is refused with Supabase's words, the right one opens the queue.
+    # Signing in: a magic link is asked for, to come back here; a wrong password is refused with
+    # Supabase's words; the right one opens the queue.
     browser.get(console_url)
     _wait(browser, lambda d: d.find_element("id", "sign-in").is_displayed())
     browser.find_element("id", "email").send_keys("olive@threativator.test")
+    browser.find_element("id", "magic-link").click()
+    _wait(browser, lambda d: "A sign-in link is on its way" in _text(d, "status"))
+    [otp] = [r for r, _ in stack.server.log if r.path == "/auth/v1/otp" and r.method == "POST"]
+    assert otp.get_json() == {"email": "olive@threativator.test", "create_user": False}
+    assert otp.args["redirect_to"] == console_url and otp.headers["apikey"] == "sb_publishable_test"
     browser.find_element("id", "password").send_keys("wrong")
     browser.find_element(By.CSS_SELECTOR, "#password-form button[type=submit]").click()
     _wait(browser, lambda d: "Invalid login credentials" in _text(d, "status"))

@@ -187,3 +187,25 @@ def test_a_payment_outside_stripe_is_booked_and_balances(stripe: Any, owner: Con
     _cell(user, {"action": "withdraw", "amount_cents": 3000, "idempotency_key": "wd-spent"})
     short = review(token, {**body, "money_item_id": str(other["id"])})
     assert short.status_code == 400 and "insufficient funds" in short.json["error"]["message"]
+
+
+def test_a_retried_refund_a_stripe_outage_stops_leaves_planned_and_is_resent(stripe: Any, owner: Conn) -> None:
+    from shared.money import holding_cell
+
+    user = f.user(owner, "patient")
+    item = _refused_refund(stripe, owner, user, "pi_outage")
+    _, token = operator_token(owner)
+    stripe.fail_next("/v1/refunds", 503, 503, 503)  # the SDK's own retries meet the outage too
+    body = {
+        "action": "resolve_money",
+        "money_item_id": str(item["id"]),
+        "reason": "new card on file",
+        "resolution": "retry_refund",
+    }
+    assert review(token, body).status_code == 200  # resolved: the refund is planned, its money held back
+    assert stripe.created("/v1/refunds") == [] and _available(owner, user) == 0
+    owner.execute("update public.withdrawal_refunds set created_at = now() - interval '5 minutes'")
+    assert holding_cell.resume_planned_refunds() == 1
+    [refund] = stripe.created("/v1/refunds")
+    assert refund.form["amount"] == "3000"
+    assert holding_cell.resume_planned_refunds() == 0  # once

@@ -107,6 +107,9 @@ class FakeStripe(_Faulty):
         ):
             self.server.expect_request(path, method="POST").respond_with_handler(self._handler(kind))
         self.server.expect_request("/v1/transfers", method="GET").respond_with_handler(self._list_transfers)
+        self.server.expect_request(
+            re.compile(r"^/v1/(payment_intents|refunds|transfers|balance_transactions)/[^/]+$"), method="GET"
+        ).respond_with_handler(self._retrieve)
         self.server.expect_request("/v1/balance_transactions", method="GET").respond_with_handler(self._list_balance)
         self.server.expect_request("/v1/webhook_endpoints", method="GET").respond_with_handler(self._list_endpoints)
         self.server.expect_request("/v1/webhook_endpoints", method="POST").respond_with_handler(self._create_endpoint)
@@ -176,6 +179,27 @@ class FakeStripe(_Faulty):
             ]
         body = {"object": "list", "data": data, "has_more": len(rows) > len(page), "url": "/v1/balance_transactions"}
         return Response(json.dumps(body), content_type="application/json")
+
+    def _retrieve(self, request: Request) -> Response:
+        """One object by id, as Stripe answers it; 404 resource_missing for one it never made."""
+        _, _, collection, object_id = request.path.split("/", 3)
+        with self.lock:
+            if collection == "balance_transactions":
+                found = next((t for t in self.balance if t["id"] == object_id), None)
+            else:
+                kind = {"payment_intents": "payment_intent", "refunds": "refund", "transfers": "transfer"}[collection]
+                found = next((o for o in self.objects.get(kind, []) if o["id"] == object_id), None)
+        if found is None:
+            missing = {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "message": f"No such object: '{object_id}'",
+                    "param": "id",
+                }
+            }
+            return Response(json.dumps(missing), status=404, content_type="application/json")
+        return Response(json.dumps(found), content_type="application/json")
 
     # -- Webhook endpoints --------------------------------------------------------------------------
     def _list_endpoints(self, request: Request) -> Response:

@@ -388,6 +388,15 @@ def test_written_off_differences_agree_with_stripe_at_the_next_reconciliation(st
     assert reconciliation.run(force=True).differences == 4
     open_items = owner.execute("select id, kind::text from public.money_items where resolved_at is null").fetchall()
     losses_before = books(owner).get("platform_losses", 0)
+    # The operator sees what Stripe says of a difference: its balance transaction, fetched when shown.
+    differs = next(i for i in open_items if i["kind"] == "amount_differs")
+    shown = (
+        client("operator_review")
+        .post("/", json={"action": "show", "kind": "money", "id": str(differs["id"])}, headers=operator())
+        .json
+    )
+    [txn] = [o["object"] for o in shown["stripe_objects"] if o["id"].startswith("txn_")]
+    assert (txn["object"], txn["amount"], txn["source"]["payment_intent"]) == ("balance_transaction", 2500, "pi_b")
     for item in open_items:
         body = {
             "action": "resolve_money",

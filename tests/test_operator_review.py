@@ -138,6 +138,11 @@ def test_a_refused_refund_is_retried_under_a_new_key(stripe: Any, owner: Conn) -
     assert detail["item"]["actions"] == ["note", "retry_refund", "book_outside_payment"]
     assert [e["type"] for e in detail["ledger_entries"]] == ["deposit", "withdrawal", "withdrawal_reversed"]
     assert {m["kind"] for m in detail["stripe_movements"]} >= {"charge"}
+    # What Stripe says now: the payment the refused refund was to return money to (Stripe's stand-in
+    # never saw this test's payment made, and says so, as Stripe would).
+    assert detail["stripe_objects"] == [
+        {"id": "pi_retry", "unavailable": "stripe refused the request: resource_missing"}
+    ]
     for resolution in ("note", "retry_refund", "book_outside_payment", "write_off"):
         denied(
             owner,

@@ -159,6 +159,11 @@ class ReviewDetail(BaseModel):
     checkpoints: list[dict[str, Any]] | None = Field(default=None, description="Contests: each deadline, its verdicts")
     ledger_entries: list[dict[str, Any]] | None = None
     stripe_movements: list[dict[str, Any]] | None = None
+    stripe_objects: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Money items: the Stripe objects involved as Stripe has them now, fetched when shown"
+        " ({id, object}, or {id, unavailable} with the reason)",
+    )
 
 
 class ReviewList(BaseModel):
@@ -394,6 +399,33 @@ def _money_detail(detail: ReviewDetail) -> None:
         ).fetchall()
     detail.ledger_entries = [{k: v for k, v in r.items() if k != "id"} for r in entries]
     detail.stripe_movements = [{k: v for k, v in r.items() if k != "id"} for r in movements]
+    detail.stripe_objects = _stripe_objects(detail)
+
+
+def _stripe_objects(detail: ReviewDetail) -> list[dict[str, Any]]:
+    """What Stripe says now of the objects a money item names (at most five): its own object, the
+    balance transactions a reconciliation difference listed, a refused refund's payment and refund."""
+    from shared.money import holding_cell
+    from shared.providers import stripe_api
+    from shared.providers.errors import ProviderRefused, ProviderUnavailable
+
+    source = detail.item.stripe_object or ""
+    ids = [source, *((detail.item.details or {}).get("balance_transactions") or [])]
+    if source.startswith("withdrawal_refund:"):
+        ids += holding_cell.refund_stripe_ids(source.split(":", 1)[1])
+    shown: list[dict[str, Any]] = []
+    for object_id in dict.fromkeys(i for i in ids if i.startswith(tuple(stripe_api.RETRIEVABLE))):
+        if len(shown) == 5:
+            break
+        try:
+            found = stripe_api.retrieve(object_id)
+        except (ProviderRefused, ProviderUnavailable) as why:
+            shown.append({"id": object_id, "unavailable": str(why)})
+            continue
+        shown.append(
+            {"id": object_id, "object": found} if found else {"id": object_id, "unavailable": "Stripe runs dry"}
+        )
+    return shown
 
 
 def decide(operator: UUID, body: DecideSubmission | DecideConsequence | ResolveMoney) -> Decision:

@@ -234,6 +234,13 @@
     }
     if (detail.ledger_entries) context.append(table("Ledger", detail.ledger_entries, ["created_at", "type", "amount_cents", "available_delta", "reserved_delta", "reference"]));
     if (detail.stripe_movements) context.append(table("Stripe movements", detail.stripe_movements, ["created_at", "kind", "amount_cents", "fee_cents", "source_id"]));
+    if (detail.stripe_objects) {
+      const objects = detail.stripe_objects.map((o) => ({
+        id: o.id, object: o.object ? o.object.object : "", amount: o.object ? o.object.amount : "",
+        status: o.object ? o.object.status || "" : "", unavailable: o.unavailable || "",
+      }));
+      context.append(table("What Stripe says now", objects, ["id", "object", "amount", "status", "unavailable"]));
+    }
     const actions = $("actions");
     actions.replaceChildren();
     for (const action of item.actions) {

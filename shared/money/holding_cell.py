@@ -218,6 +218,19 @@ def send_refunds(user_id: UUID, withdrawal_id: UUID) -> None:
 RESUME_PLANNED_AFTER = "1 minute"
 
 
+def refund_stripe_ids(withdrawal_refund_id: str) -> list[str]:
+    """The PaymentIntent a planned refund returns money to, and the refund Stripe made, if any."""
+    try:
+        row_id = UUID(withdrawal_refund_id)
+    except ValueError:
+        return []
+    with db.as_service() as conn:
+        row = conn.execute(
+            "select payment_intent_id, stripe_refund_id from public.withdrawal_refunds where id = %s", [row_id]
+        ).fetchone()
+    return [v for v in (row["payment_intent_id"], row["stripe_refund_id"]) if v] if row else []
+
+
 def resume_planned_refunds(limit: int = 50) -> int:
     """check_deadlines: resend refunds a Stripe outage left planned, with their own idempotency keys.
 

@@ -68,6 +68,27 @@ def _cpu_table(seconds: dict[str, float], n: int, cores: int) -> tuple[str, floa
     return rows, total, cores * 1000 / total  # per second, if every core did nothing else
 
 
+def poster(url: str, token: str) -> Callable[[str], int]:
+    """POST /trigger_consequence for one id, over a kept-alive connection per thread; the status."""
+    parsed = urlparse(url)
+    local = threading.local()
+
+    def post(consequence: str) -> int:
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
+        local.conn.request(
+            "POST",
+            "/",
+            body=json.dumps({"consequence_id": consequence}),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        response = local.conn.getresponse()
+        response.read()
+        return int(response.status)
+
+    return post
+
+
 def drain(ids: list[str], execute: Callable[[str], object], clients: int = CLIENTS) -> float:
     """`clients` threads take ids until none is left; the seconds it took."""
     queue = list(ids)
@@ -131,24 +152,14 @@ def main() -> None:
                 workers=WORKERS,
                 threads=THREADS,
             ) as (fn_url, fn_pid):
-                parsed = urlparse(fn_url)
                 outcomes: dict[int, int] = {}
                 lock = threading.Lock()
-                local = threading.local()
+                send = poster(fn_url, token)
 
                 def post(consequence: str) -> None:
-                    if not hasattr(local, "conn"):
-                        local.conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
-                    local.conn.request(
-                        "POST",
-                        "/",
-                        body=json.dumps({"consequence_id": consequence}),
-                        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-                    )
-                    response = local.conn.getresponse()
-                    response.read()
+                    status = send(consequence)
                     with lock:
-                        outcomes[response.status] = outcomes.get(response.status, 0) + 1
+                        outcomes[status] = outcomes.get(status, 0) + 1
 
                 families = {
                     "the function (gunicorn workers)": fn_pid,

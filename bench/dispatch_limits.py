@@ -11,21 +11,18 @@ does, until every consequence is paid. It counts what was lost or paid twice. Dr
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlparse
 
 import psycopg
 
 from bench.common import ROOT, write_section
-from bench.dispatch import DELAY, SECRET, SEED, THREADS, WORKERS, drain
+from bench.dispatch import DELAY, SECRET, SEED, THREADS, WORKERS, drain, poster
 from bench.plots import lines
 from bench.servers import database, free_port, gunicorn
 from shared.auth import mint_token
@@ -76,26 +73,6 @@ def standins(limit: float | None = None) -> Iterator[str]:
 def stats(base: str) -> dict[str, int]:
     answer: dict[str, int] = json.loads(urllib.request.urlopen(f"{base}/stats", timeout=5).read())  # noqa: S310
     return answer
-
-
-def poster(url: str, token: str) -> Callable[[str], object]:
-    parsed = urlparse(url)
-    local = threading.local()
-
-    def post(consequence: str) -> int:
-        if not hasattr(local, "conn"):
-            local.conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
-        local.conn.request(
-            "POST",
-            "/",
-            body=json.dumps({"consequence_id": consequence}),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-        )
-        response = local.conn.getresponse()
-        response.read()
-        return int(response.status)
-
-    return post
 
 
 def env_for(url: str, base: str) -> dict[str, str]:

@@ -169,3 +169,26 @@ def test_an_inquiry_closed_without_a_chargeback_gives_back_what_it_held(
     assert cell(owner, user) == {"available_cents": 0, "reserved_cents": 3000, "disputed_cents": 0}
     deadlines.run()
     assert owner.execute("select status from public.disputes").fetchone() == {"status": "won"}
+
+
+def test_a_goal_failed_while_its_money_is_disputed_still_owes_the_whole_rest(providers: Providers, owner: Conn) -> None:
+    """Charge back the deposit, let the final deadline pass while the bank decides: the failure's
+    consequence counts the disputed money as the goal's and waits; won, the money returns to the
+    failed goal that owes it (not to available) and the charity is paid in full."""
+    user, goal = deposit_and_commit(owner, "pi_fail", 4000, checkpoints=0)
+    _event("charge.dispute.created", _dispute("du_fail", "pi_fail", 4000))
+    assert goal_reserve(owner, goal) == 0
+    overdue_goal(owner, goal)
+    check()
+    [owed] = owner.execute(
+        "select monetary_amount, execution_status::text as status, deferred_reason from public.consequences"
+    ).fetchall()
+    assert str(owed["monetary_amount"]) == "40.00" and owed["status"] == "pending"
+    assert "open card dispute" in owed["deferred_reason"]
+    assert providers.stripe.objects.get("transfer", []) == []
+    assert withdraw(user, 1).status_code == 400  # nothing to take out meanwhile
+    _event("charge.dispute.funds_reinstated", _dispute("du_fail", "pi_fail", 4000, "won"))
+    assert cell(owner, user) == {"available_cents": 0, "reserved_cents": 4000, "disputed_cents": 0}
+    check()
+    assert [t["amount"] for t in providers.stripe.objects["transfer"]] == [4000]
+    assert cell(owner, user) == {"available_cents": 0, "reserved_cents": 0, "disputed_cents": 0}
